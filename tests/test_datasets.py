@@ -453,12 +453,14 @@ def write_qm9_sdf_layout(raw_dir):
         sdf += [f"{x:10.4f}{y:10.4f}{w:10.4f} {ase.data.chemical_symbols[e]:<3} 0  0  0  0  0  0  0  0  0  0  0  0"
                 for (x, y, w), e in zip(pos, z)]
         sdf += ["M  END", "$$$$"]
-        rows.append(",".join([f"gdb_{k + 1}"] + [repr(v) for v in p] + ["0.0"] * 4))
+        rows.append(",".join([f"gdb_{k + 1}"] + [repr(float(v)) for v in p] + ["0.0"] * 4))
         u0.append(p[10])
     (raw_dir / "gdb9.sdf").write_text("\n".join(sdf) + "\n")
     header = "mol_id,A,B,C,mu,alpha,homo,lumo,gap,r2,zpve,u0,u298,h298,g298,cv,u0_atom,u298_atom,h298_atom,g298_atom"
     (raw_dir / "gdb9.sdf.csv").write_text("\n".join([header] + rows) + "\n")
-    (raw_dir / "uncharacterized.txt").write_text("\n" * 9 + "\n\n")  # header, no skipped molecule, footer
+    # 9 header lines, one entry per excluded molecule (1-based id first), a footer line
+    header_lines = "".join(f"header {k}\n" for k in range(9))
+    (raw_dir / "uncharacterized.txt").write_text(header_lines + "     3   excluded for this test\nfooter\n")
     return u0
 
 
@@ -467,8 +469,13 @@ def test_qm9_through_pyg_raw_sdf_files(tmp_path):
     (tmp_path / "raw").mkdir()
     u0 = write_qm9_sdf_layout(tmp_path / "raw")
     data = QM9Dataset(str(tmp_path), dtype=torch.float64)
-    assert len(data) == 5
-    np.testing.assert_allclose(data._data.energy.numpy(), np.array(u0) * HARTREE_EV, rtol=2e-7)
+    kept = [0, 1, 3, 4]  # molecule 3 is listed in uncharacterized.txt
+    assert len(data) == 4
+    np.testing.assert_allclose(data._data.energy.numpy(), np.array(u0)[kept] * HARTREE_EV, rtol=2e-7)
+    for k, path in zip(range(4), np.array(qm9_files())[kept]):
+        z, pos, _ = read_qm9_raw(path)
+        np.testing.assert_array_equal(data[k].z.numpy(), z)
+        np.testing.assert_allclose(data[k].pos.numpy(), pos, atol=1e-4)  # sdf keeps 4 decimals
 
 
 # ---------------------------------------------------------------- loaders, dispatch, transforms
@@ -532,6 +539,8 @@ def test_load_dataset_dispatch(tmp_path):
         load_dataset(odd)
     with pytest.raises(ValueError, match="does not exist"):
         load_dataset(tmp_path / "missing.xyz")
+    with pytest.raises(ValueError, match=r"unknown option for SPICEDataset.*Did you mean 'gradient_key'"):
+        load_dataset(SPICE, gradient_keys=None)
 
 
 @pytest.mark.skipif(not os.path.isdir(SHARED), reason=f"shared data folder {SHARED} not present")

@@ -16,6 +16,7 @@ MD17Dataset         ``torch_geometric.datasets.MD17`` root       kcal/mol, Å
 
 from __future__ import annotations
 
+import inspect
 import os
 
 from equinnp.data.datasets.ani import ANIDataset, ani_layout, levels_of_theory
@@ -88,4 +89,10 @@ def load_dataset(path, **keys):
             f"{sorted(NPZ_SUFFIXES + ASE_SUFFIXES + HDF5_SUFFIXES)} (or build a dataset class directly, "
             "e.g. ASEDataset(path, format=...))"
         )
+    valid = [name for name in inspect.signature(cls.__init__).parameters if name not in ("self", "path")]
+    for key in keys:
+        if key not in valid:
+            from equinnp.build import unknown_key_error
+
+            raise unknown_key_error(key, valid, f"option for {cls.__name__} ({path})")
     return cls(path, **keys)

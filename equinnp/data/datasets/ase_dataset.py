@@ -13,7 +13,6 @@ import os
 from typing import List, Optional, Tuple
 
 import numpy as np
-import torch
 from torch_geometric.data import Data
 
 from equinnp.data.datasets.base import (
