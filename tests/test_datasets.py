@@ -374,6 +374,7 @@ def test_md17_revised_through_pyg_raw_layout(tmp_path):
     np.testing.assert_allclose(plain[3].energy.item(), raw["energies"][3], rtol=1e-6)
     with pytest.raises(ValueError, match="unknown MD17 trajectory"):
         MD17Dataset(str(tmp_path), "ethanol revised")
+    check_loader_and_radius_graph(MD17Dataset(str(tmp_path), "revised ethanol", transform=radius_graph(3.0)))
 
 
 def read_qm9_raw(path):
@@ -440,6 +441,7 @@ def test_qm9_through_pyg_preprocessed_raw_file(tmp_path):
     assert enthalpy[0].energy.item() != data[0].energy.item()
     with pytest.raises(ValueError, match="unknown QM9 target"):
         QM9Dataset(str(tmp_path), target="u0")
+    check_loader_and_radius_graph(QM9Dataset(str(tmp_path), transform=radius_graph(3.0)))
 
 
 def write_qm9_sdf_layout(raw_dir):
@@ -476,6 +478,7 @@ def test_qm9_through_pyg_raw_sdf_files(tmp_path):
         z, pos, _ = read_qm9_raw(path)
         np.testing.assert_array_equal(data[k].z.numpy(), z)
         np.testing.assert_allclose(data[k].pos.numpy(), pos, atol=1e-4)  # sdf keeps 4 decimals
+    check_loader_and_radius_graph(QM9Dataset(str(tmp_path), transform=radius_graph(3.0)))
 
 
 # ---------------------------------------------------------------- loaders, dispatch, transforms
@@ -506,18 +509,27 @@ def test_dataloader_batches(dtype):
             assert batch.charge.shape == (4,)
 
 
-def test_radius_graph_transform():
+def radius_graph(cutoff):
     neighbors = pytest.importorskip("equinnp.neighbors")
-    cutoff = 3.0
-    for name, data in all_datasets(transform=neighbors.RadiusGraph(cutoff), dtype=torch.float64).items():
-        batch = next(iter(DataLoader(data, batch_size=4)))
-        j, i = batch.edge_index
-        assert j.numel() > 0, name
-        assert (batch.batch[i] == batch.batch[j]).all(), name  # no edge between structures
-        vec = batch.pos[j] - batch.pos[i]
-        if "cell" in batch:
-            vec = vec + torch.einsum("ek,ekl->el", batch.cell_shifts, batch.cell[batch.batch[i]])
-        assert (vec.norm(dim=-1) <= cutoff + 1e-9).all(), name
+    return neighbors.RadiusGraph(cutoff)
+
+
+def check_loader_and_radius_graph(data, cutoff=3.0, name=""):
+    """Batches of 4 with edges inside each structure and no longer than the cutoff."""
+    batch = next(iter(DataLoader(data, batch_size=4)))
+    assert batch.num_graphs == min(4, len(data)) and batch.energy.shape == (batch.num_graphs,), name
+    j, i = batch.edge_index
+    assert j.numel() > 0, name
+    assert (batch.batch[i] == batch.batch[j]).all(), name  # no edge between structures
+    vec = batch.pos[j] - batch.pos[i]
+    if "cell" in batch:
+        vec = vec + torch.einsum("ek,ekl->el", batch.cell_shifts.to(vec.dtype), batch.cell[batch.batch[i]])
+    assert (vec.norm(dim=-1) <= cutoff + 1e-5).all(), name
+
+
+def test_radius_graph_transform():
+    for name, data in all_datasets(transform=radius_graph(3.0), dtype=torch.float64).items():
+        check_loader_and_radius_graph(data, 3.0, name)
 
 
 def test_load_dataset_dispatch(tmp_path):
