@@ -141,8 +141,10 @@ class SPICEDataset(RecordDataset):
                 if name not in handle:
                     raise ValueError(f"molecule {name!r} is not in {self.path!r} ({len(handle)} groups)")
                 group = handle[name]
-                if subsets is not None and not any(s in _text(group["subset"][()]) for s in subsets):
-                    continue
+                if subsets is not None:
+                    subset = _text(group["subset"][()]) if "subset" in group else ""
+                    if not any(s in subset for s in subsets):
+                        continue
                 where = f"SPICE molecule {name!r} of {self.path!r}"
                 for key in ("conformations", "atomic_numbers"):
                     if key not in group:
