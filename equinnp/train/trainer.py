@@ -1,0 +1,374 @@
+"""The training loop: a plain PyTorch loop over PyG ``DataLoader`` batches.
+
+Each step evaluates the potential in training mode (forces by autograd with
+``create_graph=True``, so that the force loss can be differentiated), computes
+the weighted loss (:mod:`equinnp.train.losses`), averages gradients over
+processes under ``torchrun``, clips them, takes an AdamW step and updates the
+EMA weights. After every epoch the EMA model is validated, the schedule and
+early stopping are advanced, and ``last.pt`` (plus ``best.pt`` and the potential
+file ``model.pt`` when the validation loss improved) are written by rank 0.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import time
+from pathlib import Path
+from typing import Iterable, Mapping, Optional, Sequence, Union
+
+import numpy as np
+import torch
+
+from equinnp.build import build_potential
+from equinnp.train.checkpoint import CHECKPOINT_FORMAT, atomic_torch_save, capture_rng_state, load_checkpoint, restore_rng_state
+from equinnp.train.config import dump_config, load_config
+from equinnp.train.data import load_run_data, make_loader, prepare_records
+from equinnp.train.distributed import setup_distributed
+from equinnp.train.ema import ExponentialMovingAverage
+from equinnp.train.fitting import fit_postprocessing
+from equinnp.train.losses import WeightedLoss, loss_weights_at
+from equinnp.train.metrics import evaluate_potential
+from equinnp.train.reporting import MetricsLog, format_epoch_line
+from equinnp.train.schedules import LearningRateSchedule
+
+__all__ = ["Trainer", "TrainingDivergedError", "train"]
+
+
+class TrainingDivergedError(RuntimeError):
+    """The loss became NaN or infinite; the last good checkpoint is kept."""
+
+
+class Trainer:
+    """Train a potential as one config describes.
+
+    Parameters
+    ----------
+    config : dict, str or Path
+        A run config (see :mod:`equinnp.train.config`), a YAML path or a bundled config name.
+    overrides : iterable of str
+        ``"dotted.key=value"`` overrides applied before validation.
+    resume : bool
+        Continue from ``<output_dir>/last.pt``.
+    overwrite : bool
+        Allow starting a new run in an ``output_dir`` that already holds one.
+    callbacks : sequence
+        Objects with optional ``on_step_end(trainer, epoch, step, terms)`` and
+        ``on_epoch_end(trainer, epoch, row)`` methods.
+    """
+
+    def __init__(self, config: Union[dict, str, Path], overrides: Iterable[str] = (), *, resume: bool = False,
+                 overwrite: bool = False, callbacks: Sequence = ()):
+        self.config = load_config(config, overrides)
+        self.resume = resume
+        self.overwrite = overwrite
+        self.callbacks = list(callbacks)
+        self.output_dir = Path(self.config["output_dir"])
+        self.training = self.config["training"]
+
+    # ------------------------------------------------------------------ setup
+    def _say(self, message: str) -> None:
+        if self.ctx.is_main:
+            from tqdm import tqdm
+
+            tqdm.write(message)
+
+    def _setup(self) -> None:
+        training, data_config = self.training, self.config["data"]
+        self.ctx = setup_distributed(str(training["device"]))
+        if not self.resume and (self.output_dir / "last.pt").exists() and not self.overwrite:
+            raise ValueError(
+                f"{self.output_dir} already holds a run (last.pt): resume it with --resume, "
+                "or choose another output_dir (--set output_dir=...) or pass --overwrite"
+            )
+        if training["num_threads"] is not None:
+            torch.set_num_threads(training["num_threads"])
+        seed = training["seed"]
+        random.seed(seed)
+        np.random.seed(seed)
+        torch.manual_seed(seed)
+
+        self.data = load_run_data(data_config)
+        model_config = dict(self.config["model"])
+        if "elements" not in model_config:
+            model_config["elements"] = self.data.elements()
+        self.potential = build_potential(model_config)
+        self.fitted = fit_postprocessing(self.potential, self.data.train, training, self.config["model"])
+        self.potential.to(self.ctx.device)
+        self.ctx.broadcast_module(self.potential)
+        dtype, cutoff = self.potential.dtype, self.potential.cutoff
+        self.train_records = prepare_records(self.data.train, cutoff, dtype)
+        self.val_records = prepare_records(self.data.val, cutoff, dtype)
+        rank, world = self.ctx.rank, self.ctx.world_size
+        self.train_loader = make_loader(self.train_records, data_config["batch_size"], shuffle=True, seed=seed,
+                                        rank=rank, world_size=world, num_workers=data_config["num_workers"])
+        self.val_loader = make_loader(self.val_records, data_config["val_batch_size"], shuffle=False, rank=rank, world_size=world)
+
+        self.optimizer = torch.optim.AdamW(self.potential.parameters(), lr=training["lr"],
+                                           weight_decay=training["weight_decay"], amsgrad=training["amsgrad"])
+        self.schedule = LearningRateSchedule(
+            self.optimizer, training["lr"], training["scheduler"], training["warmup_steps"], training["max_epochs"],
+            training["plateau_factor"], training["plateau_patience"], training["min_lr"],
+        )
+        self.ema = ExponentialMovingAverage(self.potential, training["ema_decay"]) if training["ema_decay"] is not None else None
+        self.loss_fn = WeightedLoss(training["loss"]["type"], training["loss"]["huber_delta"])
+
+        self.epoch = 0  # completed epochs
+        self.elapsed = 0.0  # training seconds of earlier sessions of this run
+        self.best_loss = math.inf
+        self.best_epoch = 0
+        self.best_metrics: Optional[dict] = None
+        self.best_state: Optional[dict] = None
+        self.bad_epochs = 0
+        self.stage_lr: Optional[float] = None
+        self.last_metrics: Optional[dict] = None
+        if self.ctx.is_main:
+            self.output_dir.mkdir(parents=True, exist_ok=True)
+            dump_config(self.config, self.output_dir / "config.yaml")
+        if self.resume:
+            self._load(load_checkpoint(self.output_dir / "last.pt"))
+        self.log = MetricsLog(self.output_dir, training["tensorboard"]) if self.ctx.is_main else None
+        if self.log is not None and self.resume:
+            self.log.truncate_after(self.epoch)
+
+    @property
+    def evaluated_model(self):
+        """The model that is validated and saved: the EMA copy when enabled."""
+        return self.ema.module if self.ema is not None else self.potential
+
+    # ------------------------------------------------------------ checkpoints
+    def _state(self) -> dict:
+        return {
+            "format": CHECKPOINT_FORMAT,
+            "config": self.config,
+            "epoch": self.epoch,
+            "elapsed": self.elapsed,
+            "model": self.potential.state_dict(),
+            "ema": self.ema.state_dict() if self.ema is not None else None,
+            "optimizer": self.optimizer.state_dict(),
+            "schedule": self.schedule.state_dict(),
+            "best_loss": self.best_loss,
+            "best_epoch": self.best_epoch,
+            "best_metrics": self.best_metrics,
+            "best_state": self.best_state,
+            "bad_epochs": self.bad_epochs,
+            "stage_lr": self.stage_lr,
+            "last_metrics": self.last_metrics,
+            "rng": self.ctx.gather_objects(capture_rng_state()),
+            "world_size": self.ctx.world_size,
+        }
+
+    def _load(self, state: dict) -> None:
+        self.potential.load_state_dict(state["model"])
+        if self.ema is not None and state["ema"] is not None:
+            self.ema.load_state_dict(state["ema"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.schedule.load_state_dict(state["schedule"])
+        for key in ("epoch", "elapsed", "best_loss", "best_epoch", "best_metrics", "best_state", "bad_epochs", "stage_lr", "last_metrics"):
+            setattr(self, key, state[key])
+        rng = state["rng"]
+        restore_rng_state(rng[self.ctx.rank] if len(rng) == self.ctx.world_size else rng[0])
+
+    def _save(self, improved: bool) -> None:
+        state = self._state()  # collective (gathers RNG states): every rank calls it
+        if not self.ctx.is_main:
+            return
+        atomic_torch_save(state, self.output_dir / "last.pt")
+        if improved:
+            atomic_torch_save(state, self.output_dir / "best.pt")
+            self.evaluated_model.save(self.output_dir / "model.pt")
+
+    # ------------------------------------------------------------------- loop
+    def _diverged(self, what: str, epoch: int, step: int) -> None:
+        kept = self.output_dir / "last.pt"
+        kept_text = f"{kept} (after epoch {self.epoch})" if self.epoch > 0 else "none (it diverged in the first epoch)"
+        raise TrainingDivergedError(
+            f"{what} at epoch {epoch + 1}, step {step + 1}; training stopped. Last good checkpoint: {kept_text}. "
+            "Try a lower training.lr or training.clip_grad_norm, or check the data for bad labels."
+        )
+
+    def _train_epoch(self, epoch: int, weights: dict, start: float, bar) -> tuple:
+        """One pass over the training batches; returns (mean loss terms, stopped by time)."""
+        self.potential.train()
+        self.train_loader.sampler.set_epoch(epoch)
+        sums = torch.zeros(4, dtype=torch.float64)
+        count = 0
+        timed_out = False
+        loss_weights = {k: weights[k] for k in ("energy_weight", "forces_weight", "stress_weight")}
+        for step, batch in enumerate(self.train_loader):
+            batch = batch.to(self.ctx.device)
+            needs_stress = loss_weights["stress_weight"] > 0 and getattr(batch, "cell", None) is not None
+            self.optimizer.zero_grad(set_to_none=True)
+            output = self.potential(batch, compute_forces=True, compute_stress=needs_stress)
+            terms = self.loss_fn(output, batch, **loss_weights)
+            finite = bool(torch.isfinite(terms.total))
+            max_time = self.training["max_time"]
+            over_time = max_time is not None and self.elapsed + (time.monotonic() - start) >= max_time
+            if self.ctx.enabled:
+                finite = not self.ctx.any_flag(not finite)
+                over_time = self.ctx.any_flag(over_time)
+            if not finite:
+                self._diverged(f"the loss became {float(terms.total.detach())} (energy term {float(terms.energy):.4g}, "
+                               f"forces term {float(terms.forces):.4g})", epoch, step)
+            terms.total.backward()
+            self.ctx.average_gradients(self.potential.parameters())
+            clip = self.training["clip_grad_norm"]
+            grad_norm = torch.nn.utils.clip_grad_norm_(self.potential.parameters(), clip if clip is not None else math.inf)
+            if not bool(torch.isfinite(grad_norm)):
+                self._diverged(f"the gradient norm became {float(grad_norm)} (loss {float(terms.total.detach()):.4g})", epoch, step)
+            self.optimizer.step()
+            self.schedule.step_batch()
+            if self.ema is not None:
+                self.ema.update(self.potential)
+            sums += torch.stack([t.detach().double().cpu() for t in terms])  # [4]
+            count += 1
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix_str(f"loss {float(terms.total.detach()):.4g}", refresh=False)
+            for callback in self.callbacks:
+                if hasattr(callback, "on_step_end"):
+                    callback.on_step_end(self, epoch, step, terms)
+            if over_time:
+                timed_out = True
+                break
+        means = (sums / max(count, 1)).tolist()
+        return means, timed_out
+
+    def fit(self) -> dict:
+        """Train; return a summary (best and final validation metrics, test metrics, file paths)."""
+        self._setup()
+        try:
+            return self._fit()
+        finally:
+            if self.log is not None:
+                self.log.close()
+            self.ctx.close()
+
+    def _fit(self) -> dict:
+        training = self.training
+        max_epochs = training["max_epochs"]
+        n_params = sum(p.numel() for p in self.potential.parameters())
+        self._say(
+            f"{self.potential.architecture}: {n_params} parameters, elements {self.potential.elements}, "
+            f"{len(self.train_records)} train / {len(self.val_records)} val structures"
+            + (f" / {len(self.data.test)} test" if self.data.test is not None else "")
+            + f", {self.ctx.world_size} process(es) on {self.ctx.device}"
+        )
+        if self.fitted and not self.resume:
+            scale = self.fitted.get("scale")
+            self._say(f"fitted from the training split: scale {scale:.4g}" if scale is not None else "fitted from the training split")
+        if self.resume:
+            self._say(f"resuming {self.output_dir} after epoch {self.epoch}")
+        bar = None
+        steps = len(self.train_loader)
+        if self.ctx.is_main and training["progress_bar"]:
+            from tqdm import tqdm
+
+            bar = tqdm(total=steps * max_epochs, initial=steps * self.epoch, unit="step", dynamic_ncols=True, leave=False)
+        start = time.monotonic()
+        stopped_by = "max_epochs"
+        try:
+            while self.epoch < max_epochs:
+                epoch = self.epoch
+                weights = loss_weights_at(training["loss"], epoch)
+                if "lr" in weights and weights["lr"] != self.stage_lr:
+                    self.stage_lr = weights["lr"]
+                    self.schedule.set_base_lr(self.stage_lr)
+                    self.best_loss, self.bad_epochs = math.inf, 0  # a new loss: compare within the stage
+                means, timed_out = self._train_epoch(epoch, weights, start, bar)
+                metrics = evaluate_potential(self.evaluated_model, self.val_loader, self.ctx.device, self.loss_fn,
+                                             {k: weights[k] for k in ("energy_weight", "forces_weight", "stress_weight")},
+                                             distributed=self.ctx.enabled)
+                self.schedule.step_epoch(epoch, metrics["loss"])
+                self.epoch = epoch + 1
+                improved = metrics["loss"] < self.best_loss
+                if improved:
+                    self.best_loss, self.best_epoch, self.bad_epochs = metrics["loss"], self.epoch, 0
+                    self.best_metrics = metrics
+                    self.best_state = {k: v.detach().cpu().clone() for k, v in self.evaluated_model.state_dict().items()}
+                else:
+                    self.bad_epochs += 1
+                self.last_metrics = metrics
+                elapsed = self.elapsed + (time.monotonic() - start)
+                row = {"epoch": self.epoch, "time_s": round(elapsed, 3), "lr": self.optimizer.param_groups[0]["lr"],
+                       **{k: weights[k] for k in ("energy_weight", "forces_weight", "stress_weight")},
+                       "train_loss": means[0], "train_energy_loss": means[1], "train_forces_loss": means[2],
+                       "train_stress_loss": means[3], **{f"val_{k}": v for k, v in metrics.items() if k != "n_structures"}}
+                saved_elapsed, self.elapsed = self.elapsed, elapsed
+                self._save(improved)
+                self.elapsed = saved_elapsed
+                if self.log is not None:
+                    self.log.write(row)
+                    if self.epoch % training["log_every"] == 0 or self.epoch == max_epochs:
+                        self._say(format_epoch_line(self.epoch, max_epochs, row, elapsed, improved))
+                if bar is not None and "val_forces_mae" in row:
+                    bar.set_postfix_str(f"loss {means[0]:.4g} val F {row['val_forces_mae']:.1f} meV/Å", refresh=True)
+                for callback in self.callbacks:
+                    if hasattr(callback, "on_epoch_end"):
+                        callback.on_epoch_end(self, epoch, row)
+                patience = training["early_stopping_patience"]
+                if timed_out:
+                    stopped_by = "max_time"
+                    break
+                if patience is not None and self.bad_epochs >= patience:
+                    stopped_by = "early_stopping"
+                    break
+        finally:
+            if bar is not None:
+                bar.close()
+        self.elapsed += time.monotonic() - start
+        if stopped_by != "max_epochs":
+            self._say(f"stopped by {stopped_by} after epoch {self.epoch} ({self.elapsed:.0f} s of training)")
+        return self._finish(stopped_by)
+
+    def _finish(self, stopped_by: str) -> dict:
+        """Load the best weights, evaluate the test set, write model.pt and test results."""
+        if self.best_state is not None:
+            self.evaluated_model.load_state_dict(self.best_state)
+        model_path = self.output_dir / "model.pt"
+        if self.ctx.is_main:
+            self.evaluated_model.save(model_path)
+        summary = {
+            "output_dir": str(self.output_dir),
+            "model": str(model_path),
+            "epochs": self.epoch,
+            "stopped_by": stopped_by,
+            "training_time_s": self.elapsed,
+            "best_epoch": self.best_epoch,
+            "best_val": self.best_metrics,
+            "last_val": self.last_metrics,
+            "test": None,
+        }
+        if self.data.test is not None:
+            test_records = prepare_records(self.data.test, self.potential.cutoff, self.potential.dtype)
+            loader = make_loader(test_records, self.config["data"]["val_batch_size"], shuffle=False,
+                                 rank=self.ctx.rank, world_size=self.ctx.world_size)
+            result = evaluate_potential(self.evaluated_model, loader, self.ctx.device, collect=not self.ctx.enabled,
+                                        distributed=self.ctx.enabled)
+            metrics, arrays = result if isinstance(result, tuple) else (result, None)
+            summary["test"] = metrics
+            if self.ctx.is_main:
+                with open(self.output_dir / "test_metrics.json", "w") as handle:
+                    json.dump(metrics, handle, indent=2)
+                if arrays is not None:
+                    from equinnp.train.plots import parity_plot
+
+                    parity_plot(arrays, self.output_dir / "parity.png", title=f"{self.potential.architecture}: test set")
+                    summary["parity_plot"] = str(self.output_dir / "parity.png")
+                self._say(
+                    f"test ({metrics['n_structures']} structures): energy MAE {metrics['energy_mae']:.2f} meV "
+                    f"({metrics['energy_per_atom_mae']:.2f} meV/atom), RMSE {metrics['energy_rmse']:.2f} meV; "
+                    f"forces MAE {metrics.get('forces_mae', float('nan')):.2f} meV/Å, RMSE {metrics.get('forces_rmse', float('nan')):.2f} meV/Å"
+                )
+        if self.ctx.is_main:
+            with open(self.output_dir / "summary.json", "w") as handle:
+                json.dump(summary, handle, indent=2)
+            self._say(f"model: {model_path}")
+        return summary
+
+
+def train(config: Union[Mapping, str, Path], overrides: Iterable[str] = (), *, resume: bool = False,
+          overwrite: bool = False, callbacks: Sequence = ()) -> dict:
+    """Train as ``config`` describes (dict, YAML path or bundled config name); see :class:`Trainer`."""
+    return Trainer(config, overrides, resume=resume, overwrite=overwrite, callbacks=callbacks).fit()

@@ -1,0 +1,35 @@
+"""Shared pieces of the training tests: a tiny run config on the bundled rMD17 ethanol."""
+
+import copy
+
+from equinnp.models import SchNet
+
+
+def tiny_config(output_dir, **training):
+    """A run that takes a few seconds: tiny SchNet, 32 train / 8 val / 16 test frames, float64."""
+    config = {
+        "output_dir": str(output_dir),
+        "data": {
+            "train": "bundled:rmd17_ethanol_train_01.npz",
+            "test": "bundled:rmd17_ethanol_test_01.npz",
+            "val_size": 8,
+            "train_size": 32,
+            "test_size": 16,
+            "batch_size": 8,
+            "val_batch_size": 8,
+        },
+        "model": {"architecture": "schnet", "cutoff": 4.0, "dtype": "float64", **SchNet.tiny},
+        "training": {
+            "max_epochs": 4,
+            "lr": 1e-3,
+            "warmup_steps": 3,
+            "num_threads": 1,
+            "progress_bar": False,
+            "tensorboard": False,
+            "plateau_patience": 0,
+            "plateau_factor": 0.5,
+            "loss": {"energy_weight": 1.0, "forces_weight": 10.0, "stages": [{"epoch": 3, "energy_weight": 100.0, "forces_weight": 1.0}]},
+        },
+    }
+    config["training"].update(training)
+    return copy.deepcopy(config)
