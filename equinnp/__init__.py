@@ -1,0 +1,19 @@
+"""equinnp: neural network potentials on PyTorch Geometric and e3nn."""
+
+__version__ = "0.1.0"
+
+from equinnp import data, neighbors  # noqa: E402
+from equinnp.build import build_potential, load_potential  # noqa: E402
+from equinnp.models import ARCHITECTURES  # noqa: E402
+from equinnp.potential import Potential, PotentialOutput  # noqa: E402
+
+__all__ = [
+    "ARCHITECTURES",
+    "Potential",
+    "PotentialOutput",
+    "build_potential",
+    "load_potential",
+    "data",
+    "neighbors",
+    "__version__",
+]

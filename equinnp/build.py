@@ -1,0 +1,105 @@
+"""Build a ``Potential`` from a registry name, a config dict or a YAML file; load a saved one."""
+
+from __future__ import annotations
+
+import difflib
+import inspect
+from pathlib import Path
+from typing import Union
+
+import torch
+
+from equinnp.models import ARCHITECTURES
+from equinnp.potential import FORMAT, Potential
+
+__all__ = ["build_potential", "load_potential", "model_hyperparameters", "unknown_key_error"]
+
+# Keys of a model config that belong to the Potential rather than to the core network.
+POTENTIAL_KEYS = ("dtype", "scale", "shift", "reference_energies")
+DTYPES = {"float32": torch.float32, "float64": torch.float64}
+
+
+def unknown_key_error(key: str, valid, where: str) -> ValueError:
+    """A ``ValueError`` naming an unknown key and the closest valid one."""
+    valid = sorted(valid)
+    close = difflib.get_close_matches(key, valid, n=1)
+    hint = f" Did you mean '{close[0]}'?" if close else ""
+    return ValueError(f"unknown {where} '{key}'.{hint} Valid: {', '.join(valid)}")
+
+
+def architecture_class(name: str):
+    if name not in ARCHITECTURES:
+        raise unknown_key_error(name, ARCHITECTURES, "architecture")
+    return ARCHITECTURES[name]
+
+
+def model_hyperparameters(name: str) -> dict:
+    """Hyperparameter names of an architecture with their defaults."""
+    signature = inspect.signature(architecture_class(name).__init__)
+    return {
+        p.name: p.default
+        for p in signature.parameters.values()
+        if p.name != "self" and p.kind == p.KEYWORD_ONLY
+    }
+
+
+def _read_spec(spec) -> dict:
+    if isinstance(spec, (str, Path)) and (str(spec).endswith((".yaml", ".yml")) or Path(spec).is_file()):
+        import yaml
+
+        with open(spec) as handle:
+            spec = yaml.safe_load(handle)
+    if isinstance(spec, str):
+        return {"architecture": spec}
+    if not isinstance(spec, dict):
+        raise ValueError(f"a potential is described by a registry name, a dict or a YAML path, got {type(spec).__name__}")
+    spec = dict(spec.get("model", spec))
+    if "hyperparameters" in spec:  # the layout of Potential.config
+        spec = {**spec.pop("hyperparameters"), **spec}
+    return spec
+
+
+def build_potential(spec: Union[str, dict, Path], **hyperparameters) -> Potential:
+    """Build a ``Potential``.
+
+    Parameters
+    ----------
+    spec : str, dict or path
+        A registry name (``"painn"``), a dict with an ``architecture`` key and
+        hyperparameters (or a full run config with a ``model`` section), or a
+        YAML file holding either.
+    **hyperparameters
+        Override or add hyperparameters: the architecture's own (``cutoff``,
+        ``elements``, ``hidden_channels`` ...) and the potential's ``dtype``
+        (``"float32"`` or ``"float64"``), ``scale``, ``shift`` and
+        ``reference_energies``.
+
+    Raises
+    ------
+    ValueError
+        For an unknown architecture or hyperparameter, naming the closest valid one.
+    """
+    config = {**_read_spec(spec), **hyperparameters}
+    if "architecture" not in config:
+        raise ValueError("the model config needs an 'architecture' key, one of: " + ", ".join(ARCHITECTURES))
+    name = config.pop("architecture")
+    valid = model_hyperparameters(name)
+    potential_kwargs = {k: config.pop(k) for k in POTENTIAL_KEYS if k in config}
+    for key in config:
+        if key not in valid:
+            raise unknown_key_error(key, list(valid) + list(POTENTIAL_KEYS), f"hyperparameter for '{name}':")
+    dtype_name = potential_kwargs.pop("dtype", "float32")
+    if dtype_name not in DTYPES:
+        raise ValueError(f"dtype must be one of {list(DTYPES)}, got {dtype_name!r}")
+    model = ARCHITECTURES[name](**config)
+    return Potential(model, architecture=name, **potential_kwargs).to(DTYPES[dtype_name])
+
+
+def load_potential(path, map_location="cpu") -> Potential:
+    """Load a potential written by ``Potential.save``."""
+    payload = torch.load(path, map_location=map_location, weights_only=False)
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise ValueError(f"{path} is not an equinnp potential file")
+    potential = build_potential(payload["config"])
+    potential.load_state_dict(payload["state_dict"])
+    return potential

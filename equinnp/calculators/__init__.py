@@ -1,0 +1,5 @@
+"""Simulation-engine interfaces."""
+
+from equinnp.calculators.ase_calculator import EquinnpCalculator
+
+__all__ = ["EquinnpCalculator"]

@@ -1,0 +1,28 @@
+"""Data shipped with equinnp: rMD17 ethanol, official split 01.
+
+``rmd17_ethanol_train_01.npz`` and ``rmd17_ethanol_test_01.npz`` (1000 frames each,
+PBE/def2-SVP; energies in kcal/mol, forces in kcal/mol/Å, positions in Å) are from
+the revised MD17 dataset of Christensen & von Lilienfeld, "On the role of gradients
+for machine learning of molecular energies and forces", Mach. Learn.: Sci. Technol.
+1, 045018 (2020), released under CC0 (``LICENSE.rmd17``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["BUNDLED_DIR", "ETHANOL_TRAIN", "ETHANOL_TEST", "ethanol_atoms"]
+
+BUNDLED_DIR = Path(__file__).resolve().parent
+ETHANOL_TRAIN = BUNDLED_DIR / "rmd17_ethanol_train_01.npz"
+ETHANOL_TEST = BUNDLED_DIR / "rmd17_ethanol_test_01.npz"
+
+
+def ethanol_atoms(frame: int = 0):
+    """One bundled rMD17 ethanol frame (test split 01) as ``ase.Atoms`` without labels."""
+    import ase
+
+    data = np.load(ETHANOL_TEST)
+    return ase.Atoms(numbers=data["nuclear_charges"], positions=data["coords"][frame])

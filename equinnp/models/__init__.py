@@ -1,0 +1,13 @@
+"""The architectures. ``ARCHITECTURES`` is the one registry every consumer iterates:
+tests, the command line, config validation and the benchmarks."""
+
+from equinnp.models.base import AtomicOutput, AtomisticModel, Graph
+from equinnp.models.painn import PaiNN
+from equinnp.models.schnet import SchNet
+
+ARCHITECTURES = {
+    "schnet": SchNet,
+    "painn": PaiNN,
+}
+
+__all__ = ["ARCHITECTURES", "AtomicOutput", "AtomisticModel", "Graph", "PaiNN", "SchNet"]

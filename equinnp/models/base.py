@@ -1,0 +1,135 @@
+"""The interface between ``Potential`` and a core network.
+
+A core network receives a :class:`Graph` (atoms, edges and their vectors,
+already computed by the potential so that autograd sees them) and returns an
+:class:`AtomicOutput` with one energy contribution per atom. It never calls
+autograd and never sums over systems: both belong to ``Potential``.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from typing import ClassVar, NamedTuple, Optional, Sequence
+
+import torch
+from torch import Tensor, nn
+
+__all__ = ["Graph", "AtomicOutput", "AtomisticModel"]
+
+
+class Graph(NamedTuple):
+    """Input of a core network.
+
+    Attributes
+    ----------
+    species : Tensor, [N] long
+        Index of each atom's element in the model's ``elements`` (0..K-1).
+    z : Tensor, [N] long
+        Atomic numbers.
+    pos : Tensor, [N, 3]
+        Positions (Å), possibly strained for the stress derivative.
+    edge_index : Tensor, [2, E] long
+        ``edge_index[0] = j`` (neighbor), ``edge_index[1] = i`` (center).
+    edge_vec : Tensor, [E, 3]
+        ``r_ij = pos[j] - pos[i] + shift_ij`` (Å).
+    edge_length : Tensor, [E]
+        ``|r_ij|`` (Å), all within the model's cutoff.
+    batch : Tensor, [N] long
+        System index of each atom.
+    num_graphs : int
+        Number of systems B.
+    charge, spin : Tensor, [B], optional
+        Total charge (e) and spin multiplicity per system, when given.
+    """
+
+    species: Tensor
+    z: Tensor
+    pos: Tensor
+    edge_index: Tensor
+    edge_vec: Tensor
+    edge_length: Tensor
+    batch: Tensor
+    num_graphs: int
+    charge: Optional[Tensor] = None
+    spin: Optional[Tensor] = None
+
+
+class AtomicOutput(NamedTuple):
+    """Output of a core network.
+
+    Attributes
+    ----------
+    energy : Tensor, [N]
+        Per-atom energy contribution before scale, shift and reference energies.
+    charges : Tensor, [N], optional
+        Partial charges (e), for models that predict them.
+    """
+
+    energy: Tensor
+    charges: Optional[Tensor] = None
+
+
+def _plain(value):
+    """Tuples → lists, recursively, so hyperparameters round-trip through YAML and torch.save."""
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
+class AtomisticModel(nn.Module):
+    """Base class of every architecture in ``equinnp.ARCHITECTURES``.
+
+    Subclasses take keyword-only hyperparameters, always including ``cutoff``
+    (Å) and ``elements`` (the atomic numbers the model accepts), and define:
+
+    - ``paper``: the citation shown by ``equinnp models``;
+    - ``tiny``: a small hyperparameter set for fast tests;
+    - ``forward(graph: Graph) -> AtomicOutput``.
+
+    The constructor arguments are recorded in ``self.hyperparameters`` so that a
+    saved potential can be rebuilt.
+    """
+
+    paper: ClassVar[str] = ""
+    tiny: ClassVar[dict] = {}
+
+    def __init_subclass__(cls, **kwargs):
+        # Record every constructor argument (defaults filled in) as plain values in
+        # ``self.hyperparameters``, so that ``Potential.save`` can rebuild the model.
+        super().__init_subclass__(**kwargs)
+        init = cls.__dict__.get("__init__")
+        if init is None:
+            return
+
+        @functools.wraps(init)
+        def recording_init(self, *args, **kw):
+            init(self, *args, **kw)
+            if type(self) is cls:
+                bound = inspect.signature(init).bind(self, *args, **kw)
+                bound.apply_defaults()
+                arguments = dict(bound.arguments)
+                arguments.pop("self")
+                self.hyperparameters = {k: _plain(v) for k, v in arguments.items()}
+
+        cls.__init__ = recording_init
+
+    def __init__(self, *, cutoff: float, elements: Sequence[int]):
+        super().__init__()
+        elements = [int(e) for e in elements]
+        if not elements:
+            raise ValueError("elements must list at least one atomic number")
+        if len(set(elements)) != len(elements):
+            raise ValueError(f"elements has duplicates: {elements}")
+        if any(e < 1 or e > 118 for e in elements):
+            raise ValueError(f"elements must be atomic numbers 1..118, got {elements}")
+        if not cutoff > 0:
+            raise ValueError(f"cutoff must be positive, got {cutoff}")
+        self.cutoff = float(cutoff)
+        self.elements = elements
+        self.num_elements = len(elements)
+
+    def forward(self, graph: Graph) -> AtomicOutput:  # pragma: no cover - abstract
+        raise NotImplementedError(f"{type(self).__name__} must implement forward(graph)")

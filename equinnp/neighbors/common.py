@@ -1,0 +1,287 @@
+"""Types and helpers shared by every neighbor-list backend.
+
+Conventions (see ``conventions.md`` in this folder):
+
+* ``edge_index[0] = j`` is the neighbor (sender), ``edge_index[1] = i`` the
+  center (receiver);
+* ``r_ij = pos[j] - pos[i] + cell_shifts @ cell[batch[i]]``;
+* every pair with ``|r_ij| <= cutoff`` is returned, in both directions, and an
+  atom is its own neighbor only through a non-zero periodic shift.
+
+Every backend produces candidate triples ``(i, j, shift)`` and hands them to
+:func:`exact_filter` and :func:`sort_edges`, so that all backends decide the
+``<= cutoff`` test with the very same floating point expression and return
+the edges in the same order.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+from torch import Tensor
+
+# Relative safety margin used when sizing bins and image ranges, so that
+# rounding never makes a backend miss a pair that lies exactly at the cutoff.
+MARGIN = 1e-6
+
+
+class NeighborList(NamedTuple):
+    """Edges of a radius graph.
+
+    Attributes
+    ----------
+    edge_index : Tensor
+        ``[2, E]`` long. Row 0 is the neighbor ``j``, row 1 the center ``i``.
+    cell_shifts : Tensor
+        ``[E, 3]`` integer image offsets stored in the dtype of ``pos``; the
+        shift vector of an edge is ``cell_shifts @ cell[batch[i]]``.
+    """
+
+    edge_index: Tensor
+    cell_shifts: Tensor
+
+
+class Systems(NamedTuple):
+    """Validated, canonical description of a batch of systems.
+
+    Built by :func:`equinnp.neighbors.radius_graph.prepare_systems`; backends
+    receive this and never look at the raw user arguments.
+
+    Attributes
+    ----------
+    pos : Tensor
+        ``[N, 3]`` positions as given (floating dtype, any device).
+    pos64 : Tensor
+        ``[N, 3]`` float64 copy of ``pos``.
+    batch : Tensor
+        ``[N]`` long system index of every atom (not necessarily sorted).
+    num_systems : int
+        ``B``, number of systems (some may hold no atom).
+    pbc : Tensor
+        ``[B, 3]`` bool periodicity of every lattice direction.
+    cell64 : Tensor
+        ``[B, 3, 3]`` float64 lattice vectors (rows); rows of non-periodic
+        directions are set to zero (their shifts are always zero).
+    cell_eff : Tensor
+        ``[B, 3, 3]`` float64 invertible "binning" cell: periodic rows equal
+        ``cell64``, non-periodic rows are an orthonormal basis of the
+        orthogonal complement of the periodic rows (the identity for open
+        systems). Fractional coordinates along a non-periodic direction are
+        therefore plain Angstrom distances.
+    inv_eff : Tensor
+        ``[B, 3, 3]`` inverse of ``cell_eff``; ``frac = pos @ inv_eff``.
+    widths : Tensor
+        ``[B, 3]`` float64 perpendicular widths ``volume / |a_j x a_k|`` of
+        ``cell_eff`` (1 along non-periodic directions).
+    cutoff : float
+        Cutoff radius in Angstrom.
+    """
+
+    pos: Tensor
+    pos64: Tensor
+    batch: Tensor
+    num_systems: int
+    pbc: Tensor
+    cell64: Tensor
+    cell_eff: Tensor
+    inv_eff: Tensor
+    widths: Tensor
+    cutoff: float
+
+    @property
+    def num_atoms(self) -> int:
+        return self.pos.shape[0]
+
+    @property
+    def any_periodic(self) -> bool:
+        return bool(self.pbc.any())
+
+
+def fractional(systems: Systems) -> tuple[Tensor, Tensor]:
+    """Fractional coordinates of every atom, wrapped in periodic directions.
+
+    Returns
+    -------
+    frac : Tensor
+        ``[N, 3]`` float64; in ``[0, 1)`` along periodic directions (up to
+        rounding), in Angstrom along non-periodic directions (unwrapped).
+    image : Tensor
+        ``[N, 3]`` long; ``frac_unwrapped = frac + image`` (zero along
+        non-periodic directions).
+    """
+    inv = systems.inv_eff[systems.batch]  # [N, 3, 3]
+    frac = torch.bmm(systems.pos64.unsqueeze(1), inv).squeeze(1)  # [N, 3]
+    periodic = systems.pbc[systems.batch]  # [N, 3]
+    image = torch.where(periodic, torch.floor(frac), torch.zeros_like(frac))
+    return frac - image, image.long()
+
+
+def shift_vectors(shifts: Tensor, cell: Tensor) -> Tensor:
+    """Cartesian shift vectors ``shifts @ cell`` written out term by term.
+
+    Every backend uses this exact expression, so the rounding (and thus the
+    decision for pairs exactly at the cutoff) is identical everywhere.
+
+    Parameters
+    ----------
+    shifts : Tensor
+        ``[..., 3]`` float64 integer-valued image offsets.
+    cell : Tensor
+        ``[..., 3, 3]`` float64 lattice vectors (rows), broadcastable.
+
+    Returns
+    -------
+    Tensor
+        ``[..., 3]`` float64.
+    """
+    return (
+        shifts[..., 0:1] * cell[..., 0, :]
+        + shifts[..., 1:2] * cell[..., 1, :]
+        + shifts[..., 2:3] * cell[..., 2, :]
+    )
+
+
+def exact_filter(
+    systems: Systems, center: Tensor, neighbor: Tensor, shifts: Tensor
+) -> Tensor:
+    """Mask of candidate edges that really are neighbors.
+
+    The pair vector is ``(pos[j] - pos[i]) + shift_vectors(S, cell[b_i])`` in
+    float64 and an edge is kept when ``|r|^2 <= cutoff^2`` and it is not an
+    atom paired with itself without shift.
+
+    Parameters
+    ----------
+    center, neighbor : Tensor
+        ``[E]`` long atom indices ``i`` and ``j``.
+    shifts : Tensor
+        ``[E, 3]`` long image offsets.
+
+    Returns
+    -------
+    Tensor
+        ``[E]`` bool.
+    """
+    pos64 = systems.pos64
+    diff = pos64[neighbor] - pos64[center]  # [E, 3]
+    nonzero = shifts.ne(0).any(dim=1)  # [E]
+    if systems.any_periodic:
+        cell = systems.cell64[systems.batch[center]]  # [E, 3, 3]
+        diff = diff + shift_vectors(shifts.to(torch.float64), cell)
+    dist2 = (diff * diff).sum(dim=1)  # [E]
+    cutoff = float(systems.cutoff)
+    return (dist2 <= cutoff * cutoff) & (nonzero | (center != neighbor))
+
+
+def sort_edges(
+    num_atoms: int, center: Tensor, neighbor: Tensor, shifts: Tensor
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Sort edges by center ``i``, then neighbor ``j``, then shift.
+
+    Parameters
+    ----------
+    num_atoms : int
+        ``N``, used to build a combined integer key.
+    center, neighbor : Tensor
+        ``[E]`` long.
+    shifts : Tensor
+        ``[E, 3]`` long.
+
+    Returns
+    -------
+    tuple of Tensor
+        ``center``, ``neighbor`` and ``shifts`` in sorted order.
+    """
+    if center.numel() <= 1:
+        return center, neighbor, shifts
+    pair_key = center * num_atoms + neighbor  # [E]
+    if bool(shifts.ne(0).any()):
+        low = shifts.min(dim=0).values  # [3]
+        span = shifts.max(dim=0).values - low + 1  # [3]
+        span_list = [int(s) for s in span.tolist()]
+        rel = shifts - low  # [E, 3], non-negative
+        code = (rel[:, 0] * span_list[1] + rel[:, 1]) * span_list[2] + rel[:, 2]  # [E]
+        n_codes = span_list[0] * span_list[1] * span_list[2]
+        if num_atoms * num_atoms * n_codes < 2**62:
+            order = torch.argsort(pair_key * n_codes + code)
+        else:  # key would overflow: two stable sorts instead of one
+            order = torch.argsort(code, stable=True)
+            order = order[torch.argsort(pair_key[order], stable=True)]
+    else:
+        order = torch.argsort(pair_key)
+    return center[order], neighbor[order], shifts[order]
+
+
+def finalize(
+    systems: Systems, center: Tensor, neighbor: Tensor, shifts: Tensor, filtered: bool
+) -> NeighborList:
+    """Filter (unless already done), sort and package candidate edges.
+
+    Parameters
+    ----------
+    center, neighbor : Tensor
+        ``[E]`` long candidate centers ``i`` and neighbors ``j``.
+    shifts : Tensor
+        ``[E, 3]`` long image offsets.
+    filtered : bool
+        Whether :func:`exact_filter` was already applied.
+    """
+    device = systems.pos.device
+    center = center.to(device=device, dtype=torch.long)
+    neighbor = neighbor.to(device=device, dtype=torch.long)
+    shifts = shifts.to(device=device, dtype=torch.long).reshape(-1, 3)  # [E, 3]
+    if not filtered and center.numel() > 0:
+        keep = exact_filter(systems, center, neighbor, shifts)
+        center, neighbor, shifts = center[keep], neighbor[keep], shifts[keep]
+    center, neighbor, shifts = sort_edges(systems.num_atoms, center, neighbor, shifts)
+    edge_index = torch.stack([neighbor, center], dim=0)  # [2, E]
+    return NeighborList(edge_index, shifts.to(systems.pos.dtype))
+
+
+def ragged_arange(counts: Tensor) -> tuple[Tensor, Tensor]:
+    """Expand ``counts`` into (segment id, position inside segment) pairs.
+
+    Parameters
+    ----------
+    counts : Tensor
+        ``[M]`` long, non-negative.
+
+    Returns
+    -------
+    segment : Tensor
+        ``[sum(counts)]`` long, ``segment[k]`` is the index into ``counts``.
+    within : Tensor
+        ``[sum(counts)]`` long, ``0 .. counts[segment]-1``.
+    """
+    total = int(counts.sum())
+    segment = torch.repeat_interleave(
+        torch.arange(counts.numel(), device=counts.device), counts, output_size=total
+    )  # [total]
+    first = torch.cumsum(counts, 0) - counts  # [M]
+    within = torch.arange(total, device=counts.device) - first[segment]  # [total]
+    return segment, within
+
+
+def budget_slices(counts: Tensor, budget: int) -> list[tuple[int, int]]:
+    """Split ``range(len(counts))`` into slices whose counts sum to ``<= budget``.
+
+    A single entry larger than ``budget`` forms a slice of its own, so memory
+    stays proportional to ``budget`` plus the largest entry.
+    """
+    m = counts.numel()
+    if m == 0:
+        return []
+    total = int(counts.sum())
+    if total <= budget:
+        return [(0, m)]
+    ends = torch.cumsum(counts, 0)  # [M]
+    slices = []
+    start, consumed = 0, 0
+    while start < m:
+        stop = int(torch.searchsorted(ends, consumed + budget, right=True))
+        stop = max(stop, start + 1)
+        slices.append((start, stop))
+        consumed = int(ends[stop - 1])
+        start = stop
+    return slices

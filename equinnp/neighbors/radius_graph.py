@@ -1,0 +1,308 @@
+"""Input validation and backend dispatch for radius graphs."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+
+from equinnp.neighbors import brute_force, cell_list, torch_cluster_backend, vesin_backend
+from equinnp.neighbors.common import NeighborList, Systems
+
+BACKENDS = ("auto", "cell_list", "brute_force", "vesin", "torch_cluster")
+
+# Relative tolerance below which a periodic cell counts as degenerate: the
+# volume of the (completed) cell divided by the product of its row norms is
+# the product of the sines of the angles between the lattice vectors.
+_DEGENERATE_CELL = 1e-10
+
+# ``auto`` uses the brute force when the number of ordered same-system atom
+# pairs times periodic images is at most this. Measured with
+# ``benchmarks/neighbor_list_scaling.py`` on the 2-core development machine
+# (torch 2.13 CPU, float64, cutoff 5 A, 0.1 atoms/A^3):
+#   open 10 atoms: brute 0.19 ms, cell list 0.62 ms, vesin 0.09 ms;
+#   open 100 atoms: brute 0.55 ms, cell list 1.2 ms, vesin 0.22 ms;
+#   periodic 100 atoms (27 images): brute 2.3 ms, cell list 3.1 ms.
+# The brute force costs about 1 ns... see ``_auto_backend`` for the numbers.
+_BRUTE_FORCE_MAX_WORK = 200_000
+
+
+def _as_cutoff(cutoff) -> float:
+    if isinstance(cutoff, Tensor):
+        if cutoff.numel() != 1:
+            raise ValueError(f"cutoff must be a single number, got a tensor of shape "
+                             f"{tuple(cutoff.shape)}")
+        cutoff = cutoff.item()
+    try:
+        value = float(cutoff)
+    except (TypeError, ValueError):
+        raise ValueError(f"cutoff must be a positive number, got {cutoff!r}") from None
+    if not math.isfinite(value) or value <= 0.0:
+        raise ValueError(f"cutoff must be a positive finite number, got {cutoff!r}")
+    return value
+
+
+def _complete_cell(cell64: Tensor, pbc: Tensor) -> Tensor:
+    """Replace non-periodic rows by an orthonormal basis of the complement.
+
+    Parameters
+    ----------
+    cell64 : Tensor
+        ``[B, 3, 3]`` float64 with the non-periodic rows already zeroed.
+    pbc : Tensor
+        ``[B, 3]`` bool.
+
+    Returns
+    -------
+    Tensor
+        ``[B, 3, 3]`` float64 ``cell_eff`` (see :class:`Systems`).
+    """
+    num_systems = cell64.shape[0]
+    eye = torch.eye(3, dtype=torch.float64, device=cell64.device).expand(num_systems, 3, 3)
+    n_periodic = pbc.sum(dim=1)  # [B]
+    mixed = (n_periodic > 0) & (n_periodic < 3)  # [B]
+    cell_eff = torch.where(pbc.unsqueeze(-1), cell64, eye)  # [B, 3, 3]
+    if bool(mixed.any()):
+        # Right singular vectors of the zero singular values span the
+        # orthogonal complement of the periodic rows; singular values come
+        # sorted in decreasing order, so those are the last 3 - n_periodic.
+        vh = torch.linalg.svd(cell64[mixed]).Vh  # [M, 3, 3]
+        open_dirs = ~pbc[mixed]  # [M, 3]
+        rank_among_open = torch.cumsum(open_dirs.long(), dim=1) - 1  # [M, 3]
+        row = (n_periodic[mixed].unsqueeze(1) + rank_among_open).clamp(0, 2)  # [M, 3]
+        complement = vh.gather(1, row.unsqueeze(-1).expand(-1, 3, 3))  # [M, 3, 3]
+        cell_eff[mixed] = torch.where(open_dirs.unsqueeze(-1), complement, cell64[mixed])
+    return cell_eff
+
+
+def prepare_systems(
+    pos: Tensor,
+    cutoff: float,
+    batch: Tensor | None = None,
+    cell: Tensor | None = None,
+    pbc: Tensor | None = None,
+) -> Systems:
+    """Validate user arguments and build the canonical :class:`Systems`.
+
+    See :func:`radius_graph` for the arguments. Raises ``ValueError`` with a
+    message naming the offending value for every invalid input.
+    """
+    cutoff = _as_cutoff(cutoff)
+    if not isinstance(pos, Tensor):
+        raise ValueError(f"pos must be a torch.Tensor of shape [N, 3], got {type(pos).__name__}")
+    if pos.dim() != 2 or pos.shape[1] != 3:
+        raise ValueError(f"pos must have shape [N, 3], got {list(pos.shape)}")
+    if not pos.is_floating_point():
+        raise ValueError(f"pos must have a floating point dtype, got {pos.dtype}")
+    device = pos.device
+    num_atoms = pos.shape[0]
+    finite = torch.isfinite(pos).all(dim=1)  # [N]
+    if not bool(finite.all()):
+        bad = torch.nonzero(~finite).flatten()
+        raise ValueError(
+            f"pos contains NaN or inf for {bad.numel()} atom(s), first at atom "
+            f"{int(bad[0])}: {pos[bad[0]].tolist()}"
+        )
+
+    # batch ---------------------------------------------------------------
+    if batch is None:
+        batch = torch.zeros(num_atoms, dtype=torch.long, device=device)
+    else:
+        if not isinstance(batch, Tensor):
+            batch = torch.as_tensor(batch)
+        if batch.dim() != 1 or batch.shape[0] != num_atoms:
+            raise ValueError(
+                f"batch must have shape [N] = [{num_atoms}] like pos, got {list(batch.shape)}"
+            )
+        if batch.is_floating_point() or batch.is_complex() or batch.dtype == torch.bool:
+            raise ValueError(f"batch must hold integer system indices, got dtype {batch.dtype}")
+        batch = batch.to(device=device, dtype=torch.long)
+        if num_atoms > 0 and int(batch.min()) < 0:
+            raise ValueError(f"batch must be non-negative, got minimum {int(batch.min())}")
+    systems_in_batch = int(batch.max()) + 1 if num_atoms > 0 else 1
+
+    # cell ----------------------------------------------------------------
+    if cell is None:
+        num_systems = systems_in_batch
+        cell64 = torch.zeros(num_systems, 3, 3, dtype=torch.float64, device=device)
+        if pbc is not None and bool(torch.as_tensor(pbc).bool().any()):
+            raise ValueError(
+                f"pbc={torch.as_tensor(pbc).tolist()} has a periodic direction but no cell was given"
+            )
+        pbc = torch.zeros(num_systems, 3, dtype=torch.bool, device=device)
+    else:
+        if not isinstance(cell, Tensor):
+            cell = torch.as_tensor(cell)
+        if cell.dim() == 2 and cell.shape == (3, 3):
+            cell = cell.unsqueeze(0).expand(systems_in_batch, 3, 3)  # [B, 3, 3]
+        if cell.dim() != 3 or cell.shape[1:] != (3, 3):
+            raise ValueError(f"cell must have shape [B, 3, 3] (or [3, 3]), got {list(cell.shape)}")
+        num_systems = cell.shape[0]
+        if systems_in_batch > num_systems:
+            raise ValueError(
+                f"cell has shape {list(cell.shape)} (B={num_systems} systems) but batch refers "
+                f"to system index {systems_in_batch - 1}"
+            )
+        cell64 = cell.to(device=device, dtype=torch.float64)
+        if pbc is None:
+            pbc = torch.ones(num_systems, 3, dtype=torch.bool, device=device)
+
+    # pbc -----------------------------------------------------------------
+    if not isinstance(pbc, Tensor):
+        pbc = torch.as_tensor(pbc)
+    pbc = pbc.to(device=device)
+    if pbc.dtype != torch.bool:
+        if pbc.is_floating_point():
+            raise ValueError(f"pbc must be boolean, got dtype {pbc.dtype}")
+        pbc = pbc != 0
+    if pbc.shape == (3,):
+        pbc = pbc.unsqueeze(0).expand(num_systems, 3)  # [B, 3]
+    if pbc.shape != (num_systems, 3):
+        raise ValueError(f"pbc must have shape [B, 3] = [{num_systems}, 3] (or [3]), "
+                         f"got {list(pbc.shape)}")
+    pbc = pbc.contiguous()
+
+    # cell geometry -------------------------------------------------------
+    cell64 = torch.where(pbc.unsqueeze(-1), cell64, torch.zeros_like(cell64))  # [B, 3, 3]
+    if bool(pbc.any()):
+        finite_rows = torch.isfinite(cell64).all(dim=2)  # [B, 3]
+        bad = torch.nonzero(~finite_rows.all(dim=1)).flatten()
+        if bad.numel() > 0:
+            b = int(bad[0])
+            raise ValueError(
+                f"cell of system {b} contains NaN or inf in a periodic direction "
+                f"(pbc={pbc[b].tolist()}): {cell64[b].tolist()}"
+            )
+    cell_eff = _complete_cell(cell64, pbc)  # [B, 3, 3]
+    any_periodic = pbc.any(dim=1)  # [B]
+    if bool(any_periodic.any()):
+        norms = torch.linalg.norm(cell_eff, dim=2).prod(dim=1)  # [B]
+        volume = torch.linalg.det(cell_eff).abs()  # [B]
+        ratio = torch.where(norms > 0, volume / norms.clamp_min(1e-300), torch.zeros_like(norms))
+        degenerate = any_periodic & ~(ratio > _DEGENERATE_CELL)  # [B], also catches NaN
+        if bool(degenerate.any()):
+            b = int(torch.nonzero(degenerate).flatten()[0])
+            raise ValueError(
+                f"cell of system {b} has zero volume in its periodic directions "
+                f"(pbc={pbc[b].tolist()}): {cell64[b].tolist()}"
+            )
+    inv_eff = torch.linalg.inv(cell_eff)  # [B, 3, 3]
+    # The reciprocal vectors are the columns of the inverse; the distance
+    # between lattice planes is one over their length.
+    widths = 1.0 / torch.linalg.norm(inv_eff, dim=1)  # [B, 3]
+
+    return Systems(
+        pos=pos,
+        pos64=pos.detach().to(torch.float64),
+        batch=batch,
+        num_systems=num_systems,
+        pbc=pbc,
+        cell64=cell64,
+        cell_eff=cell_eff,
+        inv_eff=inv_eff,
+        widths=widths,
+        cutoff=cutoff,
+    )
+
+
+def _auto_backend(systems: Systems) -> str:
+    """Pick the fastest available backend for these systems (see module notes)."""
+    work = brute_force.estimated_work(systems)
+    if work <= _BRUTE_FORCE_MAX_WORK:
+        return "brute_force"
+    return "cell_list"
+
+
+def _run_backend(systems: Systems, backend: str) -> NeighborList:
+    if backend == "auto":
+        backend = _auto_backend(systems)
+    if backend == "brute_force":
+        return brute_force.compute(systems)
+    if backend == "cell_list":
+        return cell_list.compute(systems)
+    if backend == "vesin":
+        if not vesin_backend.is_available():
+            raise ValueError("backend='vesin' requested but vesin-torch is not installed")
+        return vesin_backend.compute(systems)
+    if backend == "torch_cluster":
+        if not torch_cluster_backend.is_available():
+            raise ValueError("backend='torch_cluster' requested but torch-cluster is not installed")
+        if systems.any_periodic:
+            # torch_cluster knows no periodic images.
+            return _run_backend(systems, "auto")
+        return torch_cluster_backend.compute(systems)
+    raise ValueError(f"unknown neighbor-list backend {backend!r}; choose one of {BACKENDS}")
+
+
+@torch.no_grad()
+def radius_graph(
+    pos: Tensor,
+    cutoff: float,
+    batch: Tensor | None = None,
+    cell: Tensor | None = None,
+    pbc: Tensor | None = None,
+    backend: str = "auto",
+) -> NeighborList:
+    """All pairs of atoms closer than ``cutoff``, with periodic images.
+
+    Parameters
+    ----------
+    pos : Tensor
+        ``[N, 3]`` Cartesian positions in Angstrom. Need not be wrapped into
+        the cell.
+    cutoff : float
+        Cutoff radius in Angstrom; pairs with ``|r_ij| <= cutoff`` are edges.
+    batch : Tensor, optional
+        ``[N]`` long index of the system of every atom (``None``: one system).
+        Atoms of different systems are never connected.
+    cell : Tensor, optional
+        ``[B, 3, 3]`` lattice vectors as rows (``[3, 3]`` is broadcast to all
+        systems). ``None``: every system is open.
+    pbc : Tensor, optional
+        ``[B, 3]`` (or ``[3]``) bool periodicity per lattice direction. Default:
+        all ``True`` when ``cell`` is given, all ``False`` otherwise. The cell
+        rows of non-periodic directions are ignored (they may be zero).
+    backend : str
+        ``"auto"``, ``"cell_list"``, ``"brute_force"``, ``"vesin"`` or
+        ``"torch_cluster"`` (open systems only; periodic batches fall back to
+        ``"auto"``).
+
+    Returns
+    -------
+    NeighborList
+        ``edge_index`` ``[2, E]`` (row 0 neighbor ``j``, row 1 center ``i``)
+        and ``cell_shifts`` ``[E, 3]`` in the dtype of ``pos``, such that
+        ``r_ij = pos[j] - pos[i] + cell_shifts @ cell[batch[i]]``. Edges are
+        sorted by ``i``, then ``j``, then shift. Both directions of every pair
+        are present; cells narrower than the cutoff yield several images of
+        the same atom (including the atom itself through non-zero shifts).
+
+    Raises
+    ------
+    ValueError
+        For non-finite positions, a non-positive cutoff, shape mismatches,
+        or a degenerate / non-finite cell along a periodic direction.
+
+    Notes
+    -----
+    Runs under ``torch.no_grad()``: only indices are returned; compute the
+    edge vectors from ``pos`` (and ``cell``) to differentiate through them.
+    """
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown neighbor-list backend {backend!r}; choose one of {BACKENDS}")
+    systems = prepare_systems(pos, cutoff, batch, cell, pbc)
+    return _run_backend(systems, backend)
+
+
+@torch.no_grad()
+def brute_force_radius_graph(
+    pos: Tensor,
+    cutoff: float,
+    batch: Tensor | None = None,
+    cell: Tensor | None = None,
+    pbc: Tensor | None = None,
+) -> NeighborList:
+    """Reference O(N^2) radius graph; same arguments and result as :func:`radius_graph`."""
+    systems = prepare_systems(pos, cutoff, batch, cell, pbc)
+    return brute_force.compute(systems)

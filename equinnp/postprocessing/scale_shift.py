@@ -1,0 +1,54 @@
+"""Per-element scale and shift of the network's atomic energy."""
+
+from __future__ import annotations
+
+from typing import Optional, Sequence, Union
+
+import torch
+from torch import Tensor, nn
+
+__all__ = ["ElementScaleShift"]
+
+Number = Union[float, Sequence[float]]
+
+
+class ElementScaleShift(nn.Module):
+    r"""Affine map of the network output per element.
+
+    .. math:: E_i = \sigma_{Z_i}\, \epsilon_i + \mu_{Z_i}
+
+    ``scale`` and ``shift`` are one number for every element or one per
+    element (in the order of the model's ``elements``). They are buffers:
+    fitted from data before training (``equinnp.train``), not learned.
+
+    Shapes: ``energy`` [N], ``species`` [N] → [N].
+    """
+
+    def __init__(self, num_elements: int, scale: Optional[Number] = 1.0, shift: Optional[Number] = 0.0):
+        super().__init__()
+        self.num_elements = num_elements
+        self.register_buffer("scale", self._per_element(1.0 if scale is None else scale, "scale"))
+        self.register_buffer("shift", self._per_element(0.0 if shift is None else shift, "shift"))
+
+    def _per_element(self, value: Number, name: str) -> Tensor:
+        tensor = torch.as_tensor(value, dtype=torch.float64).reshape(-1)
+        if tensor.numel() == 1:
+            tensor = tensor.expand(self.num_elements).clone()
+        if tensor.numel() != self.num_elements:
+            raise ValueError(f"{name} needs 1 or {self.num_elements} values (one per element), got {tensor.numel()}")
+        if not torch.isfinite(tensor).all():
+            raise ValueError(f"{name} must be finite, got {tensor.tolist()}")
+        return tensor
+
+    def set(self, scale: Optional[Number] = None, shift: Optional[Number] = None) -> None:
+        """Replace the scale and/or shift (e.g. after fitting them from a dataset)."""
+        if scale is not None:
+            self.scale.copy_(self._per_element(scale, "scale"))
+        if shift is not None:
+            self.shift.copy_(self._per_element(shift, "shift"))
+
+    def forward(self, energy: Tensor, species: Tensor) -> Tensor:
+        return energy * self.scale.to(energy.dtype)[species] + self.shift.to(energy.dtype)[species]
+
+    def extra_repr(self) -> str:
+        return f"scale={self.scale.tolist()}, shift={self.shift.tolist()}"

@@ -1,0 +1,33 @@
+import os
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import HealthCheck, Phase, settings
+
+# Structures are generated from a drawn seed, so shrinking cannot simplify them: skip it.
+NO_SHRINK = [Phase.explicit, Phase.reuse, Phase.generate]
+settings.register_profile(
+    "default", max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow], phases=NO_SHRINK
+)
+settings.register_profile(
+    "thorough", max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow], phases=NO_SHRINK
+)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
+
+DATA_DIR = os.path.join(os.path.dirname(__file__), "data")
+SHARED_DATA = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data"))
+
+
+@pytest.fixture(scope="session")
+def rmd17_frames():
+    """Real rMD17 structures (ethanol, aspirin) as float64 Data records with labels."""
+    from equinnp.data import from_arrays
+
+    frames = np.load(os.path.join(DATA_DIR, "rmd17_frames.npz"))
+    records = []
+    for molecule in ("ethanol", "aspirin"):
+        z = frames[f"{molecule}_z"]
+        for pos, energy, forces in zip(frames[f"{molecule}_pos"], frames[f"{molecule}_energy"], frames[f"{molecule}_forces"]):
+            records.append(from_arrays(z, pos, energy=energy, forces=forces, dtype=torch.float64))
+    return records

@@ -1,0 +1,86 @@
+"""equinnp SchNet gives torch_geometric's SchNet numbers given the same weights.
+
+PyG's SchNet embeds by atomic number (100 rows); equinnp's by element index, so
+row ``Z`` of PyG's embedding is set to equinnp's row for that element. PyG's
+neighbor search needs torch-cluster, so our neighbor list is injected through
+its ``interaction_graph`` argument.
+
+One difference is kept and undone in the twin: PyG's ``ShiftedSoftplus`` stores
+ln 2 rounded to float32 (0.69314718246...), equinnp uses the exact float64 value,
+so ssp(0) = 0 exactly; the rounding moves PyG's float64 energies by ~1e-8 relative.
+"""
+
+import math
+
+import pytest
+import torch
+from torch_geometric.data import Batch
+from torch_geometric.nn.models import SchNet as PygSchNet
+
+import equinnp
+from equinnp.neighbors import radius_graph
+
+HYPER = dict(hidden_channels=32, num_filters=24, num_interactions=3, num_gaussians=20, cutoff=5.0)
+ELEMENTS = [1, 6, 8]
+
+
+def pyg_twin(pot):
+    """A PyG SchNet with the weights of equinnp's SchNet ``pot``."""
+
+    def interaction_graph(pos, batch):
+        edge_index = radius_graph(pos.detach(), HYPER["cutoff"], batch=batch).edge_index
+        j, i = edge_index
+        return edge_index, (pos[j] - pos[i]).norm(dim=-1)
+
+    twin = PygSchNet(**HYPER, interaction_graph=interaction_graph).double()
+    for module in twin.modules():
+        if type(module).__name__ == "ShiftedSoftplus":
+            module.shift = math.log(2.0)
+    ours = pot.model
+    with torch.no_grad():
+        twin.embedding.weight.zero_()
+        for k, z in enumerate(ELEMENTS):
+            twin.embedding.weight[z] = ours.embedding.weight[k]
+        for theirs, mine in zip(twin.interactions, ours.interactions):
+            theirs.mlp[0].load_state_dict(mine.conv.filter_net[0].state_dict())
+            theirs.mlp[2].load_state_dict(mine.conv.filter_net[2].state_dict())
+            theirs.conv.lin1.load_state_dict(mine.conv.lin1.state_dict())
+            theirs.conv.lin2.load_state_dict(mine.conv.lin2.state_dict())
+            theirs.lin.load_state_dict(mine.lin.state_dict())
+        twin.lin1.load_state_dict(ours.lin1.state_dict())
+        twin.lin2.load_state_dict(ours.lin2.state_dict())
+    return twin
+
+
+@pytest.fixture(scope="module")
+def schnet_pair():
+    torch.manual_seed(0)
+    pot = equinnp.build_potential("schnet", elements=ELEMENTS, dtype="float64", **HYPER).eval()
+    with torch.no_grad():
+        for p in pot.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    return pot, pyg_twin(pot)
+
+
+def test_energies_and_forces_match_pyg(schnet_pair, rmd17_frames):
+    pot, twin = schnet_pair
+    batch = Batch.from_data_list(rmd17_frames[:3])  # ethanol frames (H, C, O)
+    ours = pot(batch)
+    pos = batch.pos.clone().requires_grad_(True)
+    energy = twin(batch.z, pos, batch.batch).squeeze(-1)
+    forces = -torch.autograd.grad(energy.sum(), pos)[0]
+    torch.testing.assert_close(ours.energy, energy, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(ours.forces, forces, rtol=1e-10, atol=1e-10)
+
+
+def test_parity_fails_with_different_weights(schnet_pair, rmd17_frames):
+    pot, twin = schnet_pair
+    batch = Batch.from_data_list(rmd17_frames[:1])
+    with torch.no_grad():
+        twin.interactions[1].lin.bias.add_(1e-3)
+    try:
+        energy = twin(batch.z, batch.pos, batch.batch).squeeze(-1)
+        assert not torch.allclose(pot(batch, compute_forces=False).energy, energy, rtol=1e-10, atol=1e-10)
+    finally:
+        with torch.no_grad():
+            twin.interactions[1].lin.bias.sub_(1e-3)
