@@ -5,9 +5,11 @@ row ``Z`` of PyG's embedding is set to equinnp's row for that element. PyG's
 neighbor search needs torch-cluster, so our neighbor list is injected through
 its ``interaction_graph`` argument.
 
-One difference is kept and undone in the twin: PyG's ``ShiftedSoftplus`` stores
-ln 2 rounded to float32 (0.69314718246...), equinnp uses the exact float64 value,
-so ssp(0) = 0 exactly; the rounding moves PyG's float64 energies by ~1e-8 relative.
+Two differences are kept and undone in the twin, both float32 roundings of
+constants in PyG: its ``ShiftedSoftplus`` stores ln 2 rounded to float32
+(0.69314718246...) and its Gaussian centers come from a float32 ``linspace``;
+equinnp computes both in float64 (ssp(0) = 0 exactly). Each rounding moves PyG's
+float64 energies by ~1e-8 relative.
 """
 
 import math
@@ -36,6 +38,8 @@ def pyg_twin(pot):
     for module in twin.modules():
         if type(module).__name__ == "ShiftedSoftplus":
             module.shift = math.log(2.0)
+    twin.distance_expansion.offset = pot.model.distance_expansion.offset.clone()
+    twin.distance_expansion.coeff = pot.model.distance_expansion.coeff
     ours = pot.model
     with torch.no_grad():
         twin.embedding.weight.zero_()

@@ -29,7 +29,7 @@ class GaussianRBF(nn.Module):
         super().__init__()
         if num_rbf < 2:
             raise ValueError(f"GaussianRBF needs num_rbf >= 2, got {num_rbf}")
-        offset = torch.linspace(start, stop, num_rbf)
+        offset = torch.linspace(start, stop, num_rbf, dtype=torch.float64)  # exact; cast with the model
         self.num_rbf = num_rbf
         self.coeff = -0.5 / (offset[1] - offset[0]).item() ** 2
         self.register_buffer("offset", offset)
@@ -56,7 +56,7 @@ class BesselRBF(nn.Module):
 
     def __init__(self, num_rbf: int = 20, cutoff: float = 5.0, normalize: bool = False, trainable: bool = False):
         super().__init__()
-        freqs = torch.arange(1, num_rbf + 1, dtype=torch.get_default_dtype()) * math.pi / cutoff
+        freqs = torch.arange(1, num_rbf + 1, dtype=torch.float64) * math.pi / cutoff  # exact; cast with the model
         if trainable:
             self.freqs = nn.Parameter(freqs)
         else:
