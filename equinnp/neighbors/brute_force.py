@@ -6,7 +6,8 @@ For a pair ``(i, j)`` of a system the fractional difference
 A pair vector ``ds - n0 + S'`` can then only be within the cutoff when
 ``|S'_d| <= cutoff / width_d + 1/2`` for every periodic direction ``d``
 (``width_d`` is the perpendicular width of the cell), and the edge shift is
-``S = S' - n0``. All candidates go through the shared exact distance test.
+``S = S' - n0``. Fractions and shifts are taken in the reduced cell
+:attr:`Systems.cell_eff` and converted to the user's cell at the end. All candidates go through the shared exact distance test.
 Memory is bounded by processing the pairs in chunks.
 """
 
@@ -25,6 +26,7 @@ from equinnp.neighbors.common import (
     exact_filter,
     finalize,
     ragged_arange,
+    to_cell_basis,
 )
 
 # Maximum number of (pair, image) candidates held in memory at once.
@@ -71,6 +73,8 @@ def candidate_edges(systems: Systems) -> tuple[Tensor, Tensor, Tensor]:
     allowed = (images.abs().unsqueeze(0) <= bounds.unsqueeze(1)).all(dim=2)  # [B, n_img]
 
     frac = torch.bmm(systems.pos64.unsqueeze(1), systems.inv_eff[batch]).squeeze(1)  # [N, 3]
+    # Image offsets in rows of the user's cell, per system.
+    images_cell = to_cell_basis(images.unsqueeze(0), systems.basis.unsqueeze(1))  # [B, n_img, 3]
     periodic = systems.pbc[batch]  # [N, 3]
 
     # Atoms grouped by system: the partners of atom i are
@@ -88,7 +92,8 @@ def candidate_edges(systems: Systems) -> tuple[Tensor, Tensor, Tensor]:
         neighbor = perm[first[batch[center]] + within]  # [P]
         dfrac = frac[neighbor] - frac[center]  # [P, 3]
         n0 = torch.where(periodic[center], torch.round(dfrac), torch.zeros_like(dfrac)).long()
-        shifts = images.unsqueeze(0) - n0.unsqueeze(1)  # [P, n_img, 3]
+        n0 = to_cell_basis(n0, systems.basis[batch[center]])  # [P, 3]
+        shifts = images_cell[batch[center]] - n0.unsqueeze(1)  # [P, n_img, 3]
         mask = allowed[batch[center]]  # [P, n_img]
         pair_id = torch.arange(center.numel(), device=device).unsqueeze(1).expand(-1, n_img)
         pair_id = pair_id[mask]  # [Q]

@@ -25,6 +25,10 @@ Algorithm
    small safety margin) and then the shared exact test of
    :func:`~equinnp.neighbors.common.exact_filter`.
 
+Periodic directions are binned in the reduced cell :attr:`Systems.cell_eff`
+(shifts are converted back to the user's cell with :attr:`Systems.basis`), so
+even a very skewed cell costs little more than an equivalent orthogonal one.
+
 Queries and candidates are processed in chunks of bounded size, so the
 memory stays proportional to the number of atoms (plus the output).
 """
@@ -46,6 +50,7 @@ from equinnp.neighbors.common import (
     fractional,
     ragged_arange,
     shift_vectors,
+    to_cell_basis,
 )
 
 # (center atom, bin offset) queries handled at once.
@@ -143,7 +148,8 @@ def candidate_edges(systems: Systems) -> tuple[Tensor, Tensor, Tensor]:
 
     # Wrapped Cartesian positions and a margin for the cheap pre-test.
     if periodic:
-        wrapped = systems.pos64 - shift_vectors(image.to(torch.float64), systems.cell64[batch])
+        wrapped = systems.pos64 - shift_vectors(image.to(torch.float64), systems.cell_eff[batch])
+        image = to_cell_basis(image, systems.basis[batch])  # [N, 3] in user cell rows
     else:
         wrapped = systems.pos64
     scale = float(systems.pos64.abs().max()) + float(wrapped.abs().max()) + 1.0
@@ -180,7 +186,9 @@ def candidate_edges(systems: Systems) -> tuple[Tensor, Tensor, Tensor]:
         found = unique_keys[slot] == target_key  # [Q]
         atom_q, offset_q, wrap, slot = atom_q[found], offset_q[found], wrap[found], slot[found]
         if periodic:
-            wrap_vec = shift_vectors(wrap.to(torch.float64), systems.cell64[batch[atom_q]])
+            query_system = batch[atom_q]  # [Q]
+            wrap_vec = shift_vectors(wrap.to(torch.float64), systems.cell_eff[query_system])
+            wrap = to_cell_basis(wrap, systems.basis[query_system])  # [Q, 3] in user cell rows
         del target, target_key, found, valid
 
         query_counts = counts[slot]  # [Q]

@@ -64,11 +64,17 @@ class Systems(NamedTuple):
         ``[B, 3, 3]`` float64 lattice vectors (rows); rows of non-periodic
         directions are set to zero (their shifts are always zero).
     cell_eff : Tensor
-        ``[B, 3, 3]`` float64 invertible "binning" cell: periodic rows equal
-        ``cell64``, non-periodic rows are an orthonormal basis of the
-        orthogonal complement of the periodic rows (the identity for open
-        systems). Fractional coordinates along a non-periodic direction are
-        therefore plain Angstrom distances.
+        ``[B, 3, 3]`` float64 invertible "binning" cell: its periodic rows
+        are a reduced (short, nearly orthogonal) basis of the lattice spanned
+        by the periodic rows of ``cell64``; non-periodic rows are an
+        orthonormal basis of the orthogonal complement of the periodic rows
+        (the identity for open systems). Fractional coordinates along a
+        non-periodic direction are therefore plain Angstrom distances.
+    basis : Tensor
+        ``[B, 3, 3]`` long unimodular matrix with ``cell_eff = basis @
+        cell64`` on the periodic rows: a shift ``S'`` counted in rows of
+        ``cell_eff`` is ``S' @ basis`` in rows of the user's cell (see
+        :func:`to_cell_basis`). The identity on non-periodic directions.
     inv_eff : Tensor
         ``[B, 3, 3]`` inverse of ``cell_eff``; ``frac = pos @ inv_eff``.
     widths : Tensor
@@ -85,6 +91,7 @@ class Systems(NamedTuple):
     pbc: Tensor
     cell64: Tensor
     cell_eff: Tensor
+    basis: Tensor
     inv_eff: Tensor
     widths: Tensor
     cutoff: float
@@ -108,13 +115,31 @@ def fractional(systems: Systems) -> tuple[Tensor, Tensor]:
         rounding), in Angstrom along non-periodic directions (unwrapped).
     image : Tensor
         ``[N, 3]`` long; ``frac_unwrapped = frac + image`` (zero along
-        non-periodic directions).
+        non-periodic directions), counted in rows of ``cell_eff``.
     """
     inv = systems.inv_eff[systems.batch]  # [N, 3, 3]
     frac = torch.bmm(systems.pos64.unsqueeze(1), inv).squeeze(1)  # [N, 3]
     periodic = systems.pbc[systems.batch]  # [N, 3]
     image = torch.where(periodic, torch.floor(frac), torch.zeros_like(frac))
     return frac - image, image.long()
+
+
+def to_cell_basis(shifts: Tensor, basis: Tensor) -> Tensor:
+    """Convert integer shifts counted in rows of ``cell_eff`` to the user's cell.
+
+    Parameters
+    ----------
+    shifts : Tensor
+        ``[..., 3]`` long shifts along the rows of ``cell_eff``.
+    basis : Tensor
+        ``[..., 3, 3]`` long, broadcastable (:attr:`Systems.basis`).
+
+    Returns
+    -------
+    Tensor
+        ``[..., 3]`` long, ``shifts @ basis``.
+    """
+    return (shifts.unsqueeze(-1) * basis).sum(dim=-2)
 
 
 def shift_vectors(shifts: Tensor, cell: Tensor) -> Tensor:

@@ -76,6 +76,50 @@ def _complete_cell(cell64: Tensor, pbc: Tensor) -> Tensor:
     return cell_eff
 
 
+def _reduce_cell(cell_eff: Tensor, pbc: Tensor, max_rounds: int = 200) -> Tensor:
+    """Integer basis change that makes the periodic lattice vectors short.
+
+    Pairwise (Lagrange) reduction of the periodic rows: while some row
+    ``a_q`` has a projection of more than half a period on another row
+    ``a_p``, replace ``a_q`` by ``a_q - round(t) a_p`` (``t = a_q.a_p /
+    a_p.a_p``). Every step strictly shortens a lattice vector, so the loop
+    ends; the result spans the same lattice but is far less skewed, which
+    keeps the number of periodic images to search small.
+
+    Parameters
+    ----------
+    cell_eff : Tensor
+        ``[B, 3, 3]`` float64 completed cell (see :func:`_complete_cell`).
+    pbc : Tensor
+        ``[B, 3]`` bool; only periodic rows are combined, and only with each
+        other (the completed open rows are already orthogonal to them).
+
+    Returns
+    -------
+    Tensor
+        ``[B, 3, 3]`` long unimodular ``U`` with ``reduced = U @ cell_eff``.
+    """
+    num_systems = cell_eff.shape[0]
+    basis = torch.eye(3, dtype=torch.float64, device=cell_eff.device).repeat(num_systems, 1, 1)
+    rows = cell_eff.clone()  # [B, 3, 3]
+    pairs = [(p, q) for p in range(3) for q in range(3) if p != q]
+    for _ in range(max_rounds):
+        changed = False
+        for p, q in pairs:
+            both = pbc[:, p] & pbc[:, q]  # [B]
+            norm2 = (rows[:, p] * rows[:, p]).sum(dim=1)  # [B]
+            t = (rows[:, q] * rows[:, p]).sum(dim=1) / norm2.clamp_min(1e-300)  # [B]
+            step = both & (t.abs() > 0.5 + 1e-9) & (norm2 > 0)  # [B]
+            if bool(step.any()):
+                mu = torch.where(step, torch.round(t), torch.zeros_like(t)).unsqueeze(1)  # [B, 1]
+                rows[:, q] = rows[:, q] - mu * rows[:, p]
+                basis[:, q] = basis[:, q] - mu * basis[:, p]
+                changed = True
+        if not changed:
+            break
+    return basis.round().long()
+
+
 def prepare_systems(
     pos: Tensor,
     cutoff: float,
@@ -187,6 +231,9 @@ def prepare_systems(
                 f"cell of system {b} has zero volume in its periodic directions "
                 f"(pbc={pbc[b].tolist()}): {cell64[b].tolist()}"
             )
+    basis = _reduce_cell(cell_eff, pbc)  # [B, 3, 3]
+    # Recompute the reduced rows from the exact integer combination.
+    cell_eff = torch.bmm(basis.to(torch.float64), cell_eff)  # [B, 3, 3]
     inv_eff = torch.linalg.inv(cell_eff)  # [B, 3, 3]
     # The reciprocal vectors are the columns of the inverse; the distance
     # between lattice planes is one over their length.
@@ -200,6 +247,7 @@ def prepare_systems(
         pbc=pbc,
         cell64=cell64,
         cell_eff=cell_eff,
+        basis=basis,
         inv_eff=inv_eff,
         widths=widths,
         cutoff=cutoff,

@@ -15,7 +15,7 @@ import functools
 import torch
 from torch import Tensor
 
-from equinnp.neighbors.common import MARGIN, NeighborList, Systems, finalize
+from equinnp.neighbors.common import MARGIN, NeighborList, Systems, finalize, to_cell_basis
 
 
 @functools.lru_cache(maxsize=1)
@@ -64,9 +64,9 @@ def candidate_edges(systems: Systems) -> tuple[Tensor, Tensor, Tensor]:
     for b, atoms in groups:
         points = systems.pos64 if atoms is None else systems.pos64[atoms]  # [n, 3]
         pbc = systems.pbc[b]
-        # Non-periodic rows are replaced by the orthonormal completion so
-        # that vesin always sees a well-formed box; shifts along those
-        # directions are zero, so the box rows there never enter a vector.
+        # vesin gets the reduced, completed cell (a well-formed box even for
+        # slabs with a zero third row); its shifts are converted back to the
+        # user's cell rows below.
         box = systems.cell_eff[b] if bool(pbc.any()) else torch.zeros_like(systems.cell_eff[b])
         i, j, s = calculator.compute(points, box, pbc, "ijS")
         i, j = i.to(torch.long), j.to(torch.long)
@@ -74,7 +74,7 @@ def candidate_edges(systems: Systems) -> tuple[Tensor, Tensor, Tensor]:
             i, j = atoms[i], atoms[j]
         centers.append(i)
         neighbors.append(j)
-        shifts.append(s.to(torch.long).reshape(-1, 3))  # [E_b, 3]
+        shifts.append(to_cell_basis(s.to(torch.long).reshape(-1, 3), systems.basis[b]))  # [E_b, 3]
     if not centers:
         empty = torch.zeros(0, dtype=torch.long, device=device)
         return empty, empty, torch.zeros(0, 3, dtype=torch.long, device=device)
