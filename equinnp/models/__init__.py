@@ -4,10 +4,12 @@ tests, the command line, config validation and the benchmarks."""
 from equinnp.models.base import AtomicOutput, AtomisticModel, Graph
 from equinnp.models.painn import PaiNN
 from equinnp.models.schnet import SchNet
+from equinnp.models.tensornet import TensorNet
 
 ARCHITECTURES = {
     "schnet": SchNet,
     "painn": PaiNN,
+    "tensornet": TensorNet,
 }
 
 __all__ = ["ARCHITECTURES", "AtomicOutput", "AtomisticModel", "Graph", "PaiNN", "SchNet"]
