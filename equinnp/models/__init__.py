@@ -2,6 +2,7 @@
 tests, the command line, config validation and the benchmarks."""
 
 from equinnp.models.base import AtomicOutput, AtomisticModel, Graph
+from equinnp.models.mace import MACE
 from equinnp.models.painn import PaiNN
 from equinnp.models.schnet import SchNet
 from equinnp.models.tensornet import TensorNet
@@ -9,6 +10,7 @@ from equinnp.models.tensornet import TensorNet
 ARCHITECTURES = {
     "schnet": SchNet,
     "painn": PaiNN,
+    "mace": MACE,
     "tensornet": TensorNet,
 }
 
