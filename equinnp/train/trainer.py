@@ -295,11 +295,12 @@ class Trainer:
                        **{k: weights[k] for k in ("energy_weight", "forces_weight", "stress_weight")},
                        "train_loss": means[0], "train_energy_loss": means[1], "train_forces_loss": means[2],
                        "train_stress_loss": means[3], **{f"val_{k}": v for k, v in metrics.items() if k != "n_structures"}}
+                if self.log is not None:  # the row first: a resumed run drops rows after its checkpoint
+                    self.log.write(row)
                 saved_elapsed, self.elapsed = self.elapsed, elapsed
                 self._save(improved)
                 self.elapsed = saved_elapsed
                 if self.log is not None:
-                    self.log.write(row)
                     if self.epoch % training["log_every"] == 0 or self.epoch == max_epochs:
                         self._say(format_epoch_line(self.epoch, max_epochs, row, elapsed, improved))
                 if bar is not None and "val_forces_mae" in row:

@@ -1,0 +1,103 @@
+"""Run configs: every registered architecture has one that validates; errors name the key."""
+
+from pathlib import Path
+
+import pytest
+
+import equinnp
+from equinnp.train.config import CONFIG_DIR, apply_overrides, load_config, resolve_data_path
+
+CONFIGS = sorted(CONFIG_DIR.glob("*.yaml"))
+
+
+@pytest.mark.parametrize("name", sorted(equinnp.ARCHITECTURES))
+def test_every_architecture_has_a_config_that_validates(name):
+    path = CONFIG_DIR / f"{name}.yaml"
+    assert path.is_file(), f"configs/{name}.yaml is missing for the registered architecture {name!r}"
+    config = load_config(path)
+    assert config["model"]["architecture"] == name
+    assert resolve_data_path(config["data"]["train"]).is_file()
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=[p.stem for p in CONFIGS])
+def test_every_config_file_validates(path):
+    config = load_config(path)
+    for key in ("train", "val", "test"):
+        if config["data"][key] is not None:
+            assert resolve_data_path(config["data"][key]).exists()
+
+
+def test_configs_are_found_by_name():
+    assert load_config("demo")["output_dir"] == load_config(CONFIG_DIR / "demo.yaml")["output_dir"]
+
+
+@pytest.mark.parametrize(
+    "override, suggestion",
+    [
+        ("training.lrr=1e-3", "training.lr"),
+        ("data.batchsize=4", "data.batch_size"),
+        ("ouput_dir=x", "output_dir"),
+        ("training.loss.forces_wieght=1", "training.loss.forces_weight"),
+        ("model.hiden_channels=8", "hidden_channels"),
+    ],
+)
+def test_misspelt_key_is_an_error_with_a_suggestion(override, suggestion):
+    with pytest.raises(ValueError, match=f"Did you mean '{suggestion}'"):
+        load_config("demo", [override])
+
+
+def test_misspelt_key_in_a_file_is_an_error(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text((CONFIG_DIR / "demo.yaml").read_text().replace("max_epochs:", "max_epoch:"))
+    with pytest.raises(ValueError, match="unknown config key 'training.max_epoch'. Did you mean 'training.max_epochs'"):
+        load_config(path)
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("training.lr=-1", "training.lr must be > 0"),
+        ("training.scheduler=step", "training.scheduler must be one of"),
+        ("data.batch_size=0", "data.batch_size must be >= 1"),
+        ("training.ema_decay=1.5", "training.ema_decay must be below 1"),
+        ("model.architecture=schnett", "Did you mean 'schnet'"),
+        ("data.train=bundled:nope.npz", None),
+    ],
+)
+def test_bad_values_are_errors_naming_the_key(override, message):
+    if message is None:
+        config = load_config("demo", [override])  # a path is only resolved when the data is read
+        with pytest.raises(FileNotFoundError, match="nope.npz"):
+            resolve_data_path(config["data"]["train"])
+        return
+    with pytest.raises(ValueError, match=message):
+        load_config("demo", [override])
+
+
+def test_set_overrides_parse_yaml_values_and_dotted_keys():
+    config = load_config(
+        "demo",
+        ["training.lr=5e-4", "training.max_time=null", "training.loss.type=huber", "data.batch_size=4",
+         "training.loss.stages=[{epoch: 3, energy_weight: 1000}]", "model.hidden_channels=8"],
+    )
+    assert config["training"]["lr"] == 5e-4
+    assert config["training"]["max_time"] is None
+    assert config["training"]["loss"]["type"] == "huber"
+    assert config["data"]["batch_size"] == 4
+    assert config["training"]["loss"]["stages"] == [{"epoch": 3, "energy_weight": 1000}]
+    assert config["model"]["hidden_channels"] == 8
+    assert config["training"]["loss"]["forces_weight"] == load_config("demo")["training"]["loss"]["forces_weight"]
+
+
+def test_override_syntax_errors():
+    with pytest.raises(ValueError, match="key=value"):
+        apply_overrides({}, ["training.lr"])
+    with pytest.raises(ValueError, match="not a section"):
+        apply_overrides({"output_dir": "x"}, ["output_dir.sub=1"])
+
+
+def test_bundled_paths_resolve_to_the_package_data():
+    from equinnp.data.bundled import ETHANOL_TEST
+
+    assert resolve_data_path("bundled:rmd17_ethanol_test_01.npz") == ETHANOL_TEST
+    assert resolve_data_path(str(ETHANOL_TEST)) == Path(ETHANOL_TEST)
