@@ -67,38 +67,46 @@ def candidate_edges(systems: Systems) -> tuple[Tensor, Tensor, Tensor]:
     device = systems.pos.device
     batch = systems.batch
     num_atoms = systems.num_atoms
-    bounds = _image_bounds(systems)  # [B, 3]
-    images = _images(bounds)  # [n_img, 3]
-    n_img = images.shape[0]
-    allowed = (images.abs().unsqueeze(0) <= bounds.unsqueeze(1)).all(dim=2)  # [B, n_img]
-
-    frac = torch.bmm(systems.pos64.unsqueeze(1), systems.inv_eff[batch]).squeeze(1)  # [N, 3]
-    # Image offsets in rows of the user's cell, per system.
-    images_cell = to_cell_basis(images.unsqueeze(0), systems.basis.unsqueeze(1))  # [B, n_img, 3]
-    periodic = systems.pbc[batch]  # [N, 3]
+    periodic = systems.any_periodic
+    if periodic:
+        bounds = _image_bounds(systems)  # [B, 3]
+        images = _images(bounds)  # [n_img, 3]
+        allowed = (images.abs().unsqueeze(0) <= bounds.unsqueeze(1)).all(dim=2)  # [B, n_img]
+        frac = torch.bmm(systems.pos64.unsqueeze(1), systems.inv_eff[batch]).squeeze(1)  # [N, 3]
+        # Image offsets in rows of the user's cell, per system.
+        images_cell = to_cell_basis(images.unsqueeze(0), systems.basis.unsqueeze(1))  # [B, n_img, 3]
+        atom_pbc = systems.pbc[batch]  # [N, 3]
+    n_img = images.shape[0] if periodic else 1
 
     # Atoms grouped by system: the partners of atom i are
     # perm[first[b_i] : first[b_i] + counts[b_i]].
-    perm = torch.argsort(batch, stable=True)  # [N]
-    counts = torch.bincount(batch, minlength=systems.num_systems)  # [B]
+    if systems.num_systems == 1:
+        perm = torch.arange(num_atoms, device=device)
+        counts = torch.tensor([num_atoms], device=device)
+    else:
+        perm = torch.argsort(batch, stable=True)  # [N]
+        counts = torch.bincount(batch, minlength=systems.num_systems)  # [B]
     first = torch.cumsum(counts, 0) - counts  # [B]
     partners = counts[batch]  # [N]
 
     centers_out, neighbors_out, shifts_out = [], [], []
     for start, stop in budget_slices(partners * n_img, _CHUNK):
-        center_ids = torch.arange(start, stop, device=device)  # [C]
         seg, within = ragged_arange(partners[start:stop])
-        center = center_ids[seg]  # [P]
-        neighbor = perm[first[batch[center]] + within]  # [P]
-        dfrac = frac[neighbor] - frac[center]  # [P, 3]
-        n0 = torch.where(periodic[center], torch.round(dfrac), torch.zeros_like(dfrac)).long()
-        n0 = to_cell_basis(n0, systems.basis[batch[center]])  # [P, 3]
-        shifts = images_cell[batch[center]] - n0.unsqueeze(1)  # [P, n_img, 3]
-        mask = allowed[batch[center]]  # [P, n_img]
-        pair_id = torch.arange(center.numel(), device=device).unsqueeze(1).expand(-1, n_img)
-        pair_id = pair_id[mask]  # [Q]
-        shifts = shifts[mask]  # [Q, 3]
-        center, neighbor = center[pair_id], neighbor[pair_id]  # [Q]
+        center = seg + start  # [P]
+        center_system = batch[center]  # [P]
+        neighbor = perm[first[center_system] + within]  # [P]
+        if periodic:
+            dfrac = frac[neighbor] - frac[center]  # [P, 3]
+            n0 = torch.where(atom_pbc[center], torch.round(dfrac), torch.zeros_like(dfrac)).long()
+            n0 = to_cell_basis(n0, systems.basis[center_system])  # [P, 3]
+            shifts = images_cell[center_system] - n0.unsqueeze(1)  # [P, n_img, 3]
+            mask = allowed[center_system]  # [P, n_img]
+            pair_id = torch.arange(center.numel(), device=device).unsqueeze(1).expand(-1, n_img)
+            pair_id = pair_id[mask]  # [Q]
+            shifts = shifts[mask]  # [Q, 3]
+            center, neighbor = center[pair_id], neighbor[pair_id]  # [Q]
+        else:
+            shifts = torch.zeros(center.numel(), 3, dtype=torch.long, device=device)  # [P, 3]
         keep = exact_filter(systems, center, neighbor, shifts)  # [Q]
         centers_out.append(center[keep])
         neighbors_out.append(neighbor[keep])

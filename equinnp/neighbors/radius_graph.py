@@ -100,24 +100,78 @@ def _reduce_cell(cell_eff: Tensor, pbc: Tensor, max_rounds: int = 200) -> Tensor
         ``[B, 3, 3]`` long unimodular ``U`` with ``reduced = U @ cell_eff``.
     """
     num_systems = cell_eff.shape[0]
-    basis = torch.eye(3, dtype=torch.float64, device=cell_eff.device).repeat(num_systems, 1, 1)
-    rows = cell_eff.clone()  # [B, 3, 3]
-    pairs = [(p, q) for p in range(3) for q in range(3) if p != q]
+    device = cell_eff.device
+    identity = torch.eye(3, dtype=torch.long, device=device).repeat(num_systems, 1, 1)
+    both = pbc.unsqueeze(2) & pbc.unsqueeze(1)  # [B, 3, 3]
+    both &= ~torch.eye(3, dtype=torch.bool, device=device)
+    gram = torch.bmm(cell_eff, cell_eff.transpose(1, 2))  # [B, 3, 3]
+    ratio = gram / torch.diagonal(gram, dim1=1, dim2=2).clamp_min(1e-300).unsqueeze(2)
+    todo = (both & (ratio.abs() > 0.5 + 1e-9)).any(dim=2).any(dim=1)  # [B]
+    if not bool(todo.any()):
+        return identity
+
+    # Only a few 3x3 matrices: plain Python numbers are much faster here
+    # than a loop of tiny tensor operations.
+    for b in torch.nonzero(todo).flatten().tolist():
+        identity[b] = torch.tensor(
+            _reduce_rows(cell_eff[b].tolist(), pbc[b].tolist(), max_rounds), device=device
+        )
+    return identity
+
+
+def _reduce_rows(rows: list, periodic: list, max_rounds: int) -> list:
+    """Pairwise reduction of one cell; returns the integer basis change ``U``."""
+    basis = [[1, 0, 0], [0, 1, 0], [0, 0, 1]]
+    pairs = [(p, q) for p in range(3) for q in range(3) if p != q and periodic[p] and periodic[q]]
     for _ in range(max_rounds):
         changed = False
         for p, q in pairs:
-            both = pbc[:, p] & pbc[:, q]  # [B]
-            norm2 = (rows[:, p] * rows[:, p]).sum(dim=1)  # [B]
-            t = (rows[:, q] * rows[:, p]).sum(dim=1) / norm2.clamp_min(1e-300)  # [B]
-            step = both & (t.abs() > 0.5 + 1e-9) & (norm2 > 0)  # [B]
-            if bool(step.any()):
-                mu = torch.where(step, torch.round(t), torch.zeros_like(t)).unsqueeze(1)  # [B, 1]
-                rows[:, q] = rows[:, q] - mu * rows[:, p]
-                basis[:, q] = basis[:, q] - mu * basis[:, p]
+            norm2 = sum(x * x for x in rows[p])
+            if norm2 <= 0.0:
+                continue
+            t = sum(x * y for x, y in zip(rows[q], rows[p])) / norm2
+            if abs(t) > 0.5 + 1e-9:
+                mu = round(t)
+                rows[q] = [x - mu * y for x, y in zip(rows[q], rows[p])]
+                basis[q] = [x - mu * y for x, y in zip(basis[q], basis[p])]
                 changed = True
         if not changed:
             break
-    return basis.round().long()
+    return basis
+
+
+def _lattice_geometry(cell64: Tensor, pbc: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Binning cell, basis change, inverse and widths (see :class:`Systems`).
+
+    Raises ``ValueError`` for a degenerate cell along periodic directions.
+    """
+    num_systems = cell64.shape[0]
+    if not bool(pbc.any()):  # all open: plain Cartesian boxes
+        eye = torch.eye(3, dtype=torch.float64, device=cell64.device).repeat(num_systems, 1, 1)
+        basis = torch.eye(3, dtype=torch.long, device=cell64.device).repeat(num_systems, 1, 1)
+        widths = torch.ones(num_systems, 3, dtype=torch.float64, device=cell64.device)
+        return eye, basis, eye, widths
+
+    cell_eff = _complete_cell(cell64, pbc)  # [B, 3, 3]
+    any_periodic = pbc.any(dim=1)  # [B]
+    norms = torch.linalg.norm(cell_eff, dim=2).prod(dim=1)  # [B]
+    volume = torch.linalg.det(cell_eff).abs()  # [B]
+    ratio = torch.where(norms > 0, volume / norms.clamp_min(1e-300), torch.zeros_like(norms))
+    degenerate = any_periodic & ~(ratio > _DEGENERATE_CELL)  # [B], also catches NaN
+    if bool(degenerate.any()):
+        b = int(torch.nonzero(degenerate).flatten()[0])
+        raise ValueError(
+            f"cell of system {b} has zero volume in its periodic directions "
+            f"(pbc={pbc[b].tolist()}): {cell64[b].tolist()}"
+        )
+    basis = _reduce_cell(cell_eff, pbc)  # [B, 3, 3]
+    # Recompute the reduced rows from the exact integer combination.
+    cell_eff = torch.bmm(basis.to(torch.float64), cell_eff)  # [B, 3, 3]
+    inv_eff = torch.linalg.inv(cell_eff)  # [B, 3, 3]
+    # The reciprocal vectors are the columns of the inverse; the distance
+    # between lattice planes is one over their length.
+    widths = 1.0 / torch.linalg.norm(inv_eff, dim=1)  # [B, 3]
+    return cell_eff, basis, inv_eff, widths
 
 
 def prepare_systems(
@@ -218,26 +272,7 @@ def prepare_systems(
                 f"cell of system {b} contains NaN or inf in a periodic direction "
                 f"(pbc={pbc[b].tolist()}): {cell64[b].tolist()}"
             )
-    cell_eff = _complete_cell(cell64, pbc)  # [B, 3, 3]
-    any_periodic = pbc.any(dim=1)  # [B]
-    if bool(any_periodic.any()):
-        norms = torch.linalg.norm(cell_eff, dim=2).prod(dim=1)  # [B]
-        volume = torch.linalg.det(cell_eff).abs()  # [B]
-        ratio = torch.where(norms > 0, volume / norms.clamp_min(1e-300), torch.zeros_like(norms))
-        degenerate = any_periodic & ~(ratio > _DEGENERATE_CELL)  # [B], also catches NaN
-        if bool(degenerate.any()):
-            b = int(torch.nonzero(degenerate).flatten()[0])
-            raise ValueError(
-                f"cell of system {b} has zero volume in its periodic directions "
-                f"(pbc={pbc[b].tolist()}): {cell64[b].tolist()}"
-            )
-    basis = _reduce_cell(cell_eff, pbc)  # [B, 3, 3]
-    # Recompute the reduced rows from the exact integer combination.
-    cell_eff = torch.bmm(basis.to(torch.float64), cell_eff)  # [B, 3, 3]
-    inv_eff = torch.linalg.inv(cell_eff)  # [B, 3, 3]
-    # The reciprocal vectors are the columns of the inverse; the distance
-    # between lattice planes is one over their length.
-    widths = 1.0 / torch.linalg.norm(inv_eff, dim=1)  # [B, 3]
+    cell_eff, basis, inv_eff, widths = _lattice_geometry(cell64, pbc)
 
     return Systems(
         pos=pos,
