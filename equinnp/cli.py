@@ -77,14 +77,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _subcommand_registrars():
     """Commands that live in their own modules (training, evaluation) register themselves here."""
-    registrars = []
-    try:
-        from equinnp.train.cli import register_commands
+    from equinnp.train.cli import register_commands
 
-        registrars.append(register_commands)
-    except ImportError:
-        pass
-    return registrars
+    return [register_commands]
 
 
 def main(argv=None) -> int:

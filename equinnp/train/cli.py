@@ -57,7 +57,7 @@ def cmd_train(args) -> int:
         print("\nequinnp train: interrupted; continue with the same command and --resume", file=sys.stderr)
         return 130
     test = summary.get("test")
-    if test is not None and "forces_mae" in test:
+    if test is not None and "forces_mae" in test and summary["rank"] == 0:
         print(f"test MAE: energy {test['energy_mae']:.2f} meV, forces {test['forces_mae']:.2f} meV/Å "
               f"({test['n_structures']} structures)")
     return 0

@@ -340,6 +340,7 @@ class Trainer:
             "best_val": self.best_metrics,
             "last_val": self.last_metrics,
             "test": None,
+            "rank": self.ctx.rank,
         }
         if self.data.test is not None:
             test_records = prepare_records(self.data.test, self.potential.cutoff, self.potential.dtype)
