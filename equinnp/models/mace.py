@@ -48,7 +48,7 @@ from torch import Tensor, nn
 
 from equinnp.models.base import AtomicOutput, AtomisticModel, Graph
 from equinnp.nn import BesselRBF, PolynomialCutoff
-from equinnp.nn.irreps import refresh_wigner_3j
+from equinnp.nn.irreps import from_components, refresh_wigner_3j
 from equinnp.nn.mace_blocks import AtomicBasis, ProductBasis
 
 __all__ = ["MACE"]
@@ -173,7 +173,7 @@ class MACE(AtomisticModel):
 
     def features(self, graph: Graph) -> List[Tuple[Tensor, Tensor]]:
         """``(A, h)`` of every layer: atomic basis [N, irreps_A[t].dim] and updated node features [N, irreps_h[t].dim]."""
-        return self._run(graph)[1]
+        return [(from_components(A, irreps), h) for (A, h), irreps in zip(self._run(graph)[1], self.irreps_A)]
 
     def _run(self, graph: Graph):
         node_attrs = torch.nn.functional.one_hot(graph.species, self.num_elements).to(graph.pos.dtype)  # [N, K]
@@ -187,7 +187,7 @@ class MACE(AtomisticModel):
             A, s = interaction(h, node_attrs, graph.edge_index, edge_sh, edge_radial, self.avg_num_neighbors)
             h = product(A, graph.species, s)  # [N, irreps_h.dim]
             energy = energy + readout(h).squeeze(-1)  # [N]
-            features.append((A, h))
+            features.append((A, h))  # A component-major [D, N, C]
         return energy, features
 
     def forward(self, graph: Graph) -> AtomicOutput:

@@ -18,7 +18,7 @@ import torch
 from e3nn import o3
 from torch import Tensor
 
-__all__ = ["uvu_instructions", "uniform_multiplicity", "to_channels", "from_channels", "refresh_wigner_3j"]
+__all__ = ["uvu_instructions", "uniform_multiplicity", "to_channels", "from_channels", "to_components", "from_components", "refresh_wigner_3j"]
 
 
 def uvu_instructions(irreps_in: o3.Irreps, irreps_edge: o3.Irreps, target: o3.Irreps) -> Tuple[o3.Irreps, List[tuple]]:
@@ -73,6 +73,24 @@ def from_channels(x: Tensor, irreps: o3.Irreps) -> Tensor:
     blocks, start = [], 0
     for _, ir in irreps:
         blocks.append(x[:, :, start : start + ir.dim].reshape(x.shape[0], -1))  # [N, C*(2l+1)]
+        start += ir.dim
+    return torch.cat(blocks, dim=-1)  # [N, irreps.dim]
+
+
+def to_components(x: Tensor, irreps: o3.Irreps) -> Tensor:
+    """e3nn layout ``[N, irreps.dim]`` → component-major ``[D, N, C]`` (one contiguous [N, C] slab per m)."""
+    irreps = o3.Irreps(irreps)
+    C = irreps[0].mul
+    blocks = [x[:, s].reshape(x.shape[0], C, ir.dim).permute(2, 0, 1) for s, (_, ir) in zip(irreps.slices(), irreps)]  # [2l+1, N, C]
+    return torch.cat(blocks, dim=0)  # [D, N, C]
+
+
+def from_components(x: Tensor, irreps: o3.Irreps) -> Tensor:
+    """Component-major ``[D, N, C]`` → e3nn layout ``[N, irreps.dim]`` (inverse of :func:`to_components`)."""
+    irreps = o3.Irreps(irreps)
+    blocks, start = [], 0
+    for _, ir in irreps:
+        blocks.append(x[start : start + ir.dim].permute(1, 2, 0).reshape(x.shape[1], -1))  # [N, C*(2l+1)]
         start += ir.dim
     return torch.cat(blocks, dim=-1)  # [N, irreps.dim]
 

@@ -16,7 +16,7 @@ from e3nn import o3
 from torch import Tensor, nn
 from torch_geometric.nn import MessagePassing
 
-from equinnp.nn.irreps import uvu_instructions
+from equinnp.nn.irreps import to_components, uniform_multiplicity, uvu_instructions
 from equinnp.nn.symmetric_contraction import SymmetricContraction
 
 __all__ = ["AtomicBasis", "ProductBasis"]
@@ -56,33 +56,111 @@ class AtomicBasis(MessagePassing):
 
     Shapes: ``h`` [N, irreps_node.dim], ``node_attrs`` [N, num_elements],
     ``edge_sh`` [E, irreps_sh.dim], ``edge_radial`` [E, num_radial] →
-    ``A`` [N, irreps_target.dim], ``s`` [N, irreps_skip.dim].
+    ``A`` [D_target, N, C] (component-major, ``equinnp.nn.irreps.to_components``),
+    ``s`` [N, irreps_skip.dim]. Messages are component-major [D_mid, E, C] so that
+    every Clebsch-Gordan contraction is one matrix product over all edges and channels.
     """
 
     def __init__(self, irreps_node, irreps_sh, irreps_target, irreps_skip, num_elements: int, num_radial: int, radial_mlp: List[int]):
-        super().__init__(aggr="add", node_dim=0)
+        super().__init__(aggr="add", node_dim=-2)  # features are component-major [D, N, C]
         self.irreps_node, self.irreps_sh = o3.Irreps(irreps_node), o3.Irreps(irreps_sh)
         self.irreps_target, self.irreps_skip = o3.Irreps(irreps_target), o3.Irreps(irreps_skip)
+        self.channels = uniform_multiplicity(self.irreps_node)
         self.skip_tp = o3.FullyConnectedTensorProduct(self.irreps_node, o3.Irreps(f"{num_elements}x0e"), self.irreps_skip)
         self.linear_up = o3.Linear(self.irreps_node, self.irreps_node)
         irreps_mid, instructions = uvu_instructions(self.irreps_node, self.irreps_sh, self.irreps_target)
+        # The e3nn tensor product defines the paths, their normalization and the weight layout;
+        # ``message`` evaluates it on component-major features (same numbers, see tests).
         self.conv_tp = o3.TensorProduct(
             self.irreps_node, self.irreps_sh, irreps_mid, instructions, shared_weights=False, internal_weights=False
         )
         self.radial_mlp = e3nn_nn.FullyConnectedNet([num_radial] + list(radial_mlp) + [self.conv_tp.weight_numel], torch.nn.functional.silu)
         self.linear = o3.Linear(irreps_mid, self.irreps_target)
+        self._plan_message()
+        self._plan_linear()
+
+    def _plan_message(self) -> None:
+        groups = {}
+        for p, ins in enumerate(self.conv_tp.instructions):
+            groups.setdefault((ins.i_in1, ins.i_in2), []).append((p, ins))
+        self._message_groups, self._exact = [], {}
+        for n, ((i1, i2), members) in enumerate(groups.items()):
+            l1, l2 = self.irreps_node[i1].ir.l, self.irreps_sh[i2].ir.l
+            cgs = [o3.wigner_3j(l1, l2, self.conv_tp.irreps_out[ins.i_out].ir.l, dtype=torch.float64) * ins.path_weight for _, ins in members]
+            self._exact[f"cg_{n}"] = torch.cat(cgs, dim=-1).reshape((2 * l1 + 1) * (2 * l2 + 1), -1)  # [d1*d2, Σ d3]
+            self.register_buffer(f"cg_{n}", self._exact[f"cg_{n}"].to(torch.get_default_dtype()), persistent=False)
+            diagonal = []  # with a scalar factor the coupling is c * identity: keep c
+            for cg in cgs:
+                d3 = cg.shape[-1]
+                flat = cg.reshape(-1, d3)
+                c = flat[0, 0].item()
+                diagonal.append(c if (l1 == 0 or l2 == 0) and torch.allclose(flat, c * torch.eye(d3, dtype=torch.float64), atol=1e-14) else None)
+            self._message_groups.append(
+                (i1, i2, f"cg_{n}", [(p, self.conv_tp.irreps_out[ins.i_out].ir.dim, c) for (p, ins), c in zip(members, diagonal)])
+            )
+        self._node_dims = [ir.dim for _, ir in self.irreps_node]
+        self._sh_dims = [ir.dim for _, ir in self.irreps_sh]
+        self._num_paths = len(self.conv_tp.instructions)
+
+    def _plan_linear(self) -> None:
+        self._linear_blocks = []  # per target block: [(weight offset, mid block, path weight)]
+        offset = 0
+        per_target = {k: [] for k in range(len(self.irreps_target))}
+        for ins in self.linear.instructions:
+            per_target[ins.i_out].append((offset, ins.i_in, ins.path_weight))
+            offset += ins.path_shape[0] * ins.path_shape[1]
+        self._linear_blocks = [per_target[k] for k in range(len(self.irreps_target))]
+        mid_dims = [ir.dim for _, ir in self.conv_tp.irreps_out]
+        self._mid_offsets = [sum(mid_dims[:k]) for k in range(len(mid_dims) + 1)]
+
+    def _apply(self, fn, *args, **kwargs):
+        super()._apply(fn, *args, **kwargs)
+        with torch.no_grad():  # exact coefficients after a dtype change
+            for name, value in self._exact.items():
+                getattr(self, name).copy_(value)
+        return self
 
     def forward(
         self, h: Tensor, node_attrs: Tensor, edge_index: Tensor, edge_sh: Tensor, edge_radial: Tensor, avg_num_neighbors: Tensor
     ) -> Tuple[Tensor, Tensor]:
+        """Returns ``A`` component-major [D_target, N, C] and ``s`` [N, irreps_skip.dim] (e3nn layout)."""
         s = self.skip_tp(h, node_attrs)  # [N, irreps_skip.dim]
-        h = self.linear_up(h)  # [N, irreps_node.dim]
-        weights = self.radial_mlp(edge_radial)  # [E, weight_numel]
-        message = self.propagate(edge_index, h=h, edge_sh=edge_sh, weights=weights)  # [N, irreps_mid.dim]
-        return self.linear(message) / avg_num_neighbors, s
+        h = to_components(self.linear_up(h), self.irreps_node)  # [D_node, N, C]
+        weights = self.radial_mlp(edge_radial)  # [E, paths*C]
+        message = self.propagate(edge_index, h=h, edge_sh=edge_sh, weights=weights)  # [D_mid, N, C]
+        return self._mix(message) / avg_num_neighbors, s
 
     def message(self, h_j: Tensor, edge_sh: Tensor, weights: Tensor) -> Tensor:
-        return self.conv_tp(h_j, edge_sh, weights)  # [E, irreps_mid.dim]
+        E, C = h_j.shape[1], self.channels
+        weights = weights.view(E, self._num_paths, C).transpose(0, 1).unbind(0)  # paths x [E, C]
+        blocks = torch.split(h_j, self._node_dims, dim=0)  # [2l+1, E, C] per input irrep
+        sh = torch.split(edge_sh.t(), self._sh_dims, dim=0)  # [2l+1, E] per harmonic degree
+        out = [None] * self._num_paths
+        for i1, i2, cg_name, members in self._message_groups:
+            x, y = blocks[i1], sh[i2]  # [d1, E, C], [d2, E]
+            if all(c is not None for _, _, c in members):  # a scalar factor: no outer product
+                for p, d3, c in members:
+                    if x.shape[0] == 1:
+                        out[p] = y.unsqueeze(-1) * (x[0] * weights[p] * c)  # [d3, E, C]
+                    else:
+                        out[p] = x * (y[0].unsqueeze(-1) * weights[p] * c)  # [d3, E, C]
+                continue
+            outer = (x.unsqueeze(1) * y.view(1, -1, E, 1)).reshape(-1, E * C)  # [d1*d2, E*C]
+            coupled = getattr(self, cg_name).t() @ outer  # [Σ d3, E*C]
+            for (p, d3, _), block in zip(members, torch.split(coupled, [d for _, d, _ in members], dim=0)):
+                out[p] = block.view(d3, E, C) * weights[p]  # [d3, E, C]
+        return torch.cat(out, dim=0)  # [D_mid, E, C]
+
+    def _mix(self, message: Tensor) -> Tensor:
+        """The e3nn ``o3.Linear`` (irreps_mid → target) on component-major features."""
+        N, C = message.shape[1], self.channels
+        weight = self.linear.weight
+        blocks = []
+        for (_, ir), members in zip(self.irreps_target, self._linear_blocks):
+            x = torch.cat([message[self._mid_offsets[i] : self._mid_offsets[i + 1]] for _, i, _ in members], dim=-1)  # [d, N, C*n]
+            W = torch.cat([weight[o : o + C * C].view(C, C) * pw for o, _, pw in members], dim=0)  # [C*n, C]
+            blocks.append(x @ W)  # [d, N, C]
+        return torch.cat(blocks, dim=0)  # [D_target, N, C]
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.irreps_node} x {self.irreps_sh} -> {self.irreps_target})"
@@ -94,7 +172,7 @@ class ProductBasis(nn.Module):
     .. math::
         h_i^{(t+1)} = W\, \mathrm{SymmetricContraction}_{z_i}(A_i) + s_i
 
-    Shapes: ``A`` [N, irreps_in.dim], ``species`` [N], ``s`` [N, irreps_out.dim] → [N, irreps_out.dim].
+    Shapes: ``A`` [D, N, C] (component-major), ``species`` [N], ``s`` [N, irreps_out.dim] → [N, irreps_out.dim].
     """
 
     def __init__(self, irreps_in, irreps_out, correlation: int, num_elements: int):
@@ -104,4 +182,5 @@ class ProductBasis(nn.Module):
         self.linear = o3.Linear(self.irreps_out, self.irreps_out)
 
     def forward(self, A: Tensor, species: Tensor, s: Tensor) -> Tensor:
-        return self.linear(self.symmetric_contraction(A, species)) + s
+        """``A`` component-major [D, N, C]."""
+        return self.linear(self.symmetric_contraction.contract(A, species)) + s

@@ -38,7 +38,7 @@ import torch
 from e3nn import o3
 from torch import Tensor, nn
 
-from equinnp.nn.irreps import to_channels, uniform_multiplicity
+from equinnp.nn.irreps import to_components, uniform_multiplicity
 
 __all__ = ["SymmetricContraction"]
 
@@ -199,16 +199,26 @@ class SymmetricContraction(nn.Module):
         return torch.stack(cols, dim=-1).movedim(nu, 0)  # [2L+1, D, ..., D, P_ν]
 
     def forward(self, x: Tensor, species: Tensor) -> Tensor:
-        N, C = x.shape[0], self.channels
-        x = to_channels(x, self.irreps_in)  # [N, C, D]
+        """``x`` [N, irreps_in.dim] (e3nn layout) → [N, irreps_out.dim]."""
+        return self.contract(to_components(x, self.irreps_in), species)
+
+    def contract(self, x: Tensor, species: Tensor) -> Tensor:
+        """``x`` [D, N, C] (component-major, ``equinnp.nn.irreps.to_components``) → [N, irreps_out.dim]."""
+        _, N, C = x.shape
         values = {
-            ((i,), (ir,)): x[:, :, self.offsets[i] : self.offsets[i + 1]] for i, ir in enumerate(self.coupling)
-        }  # leaves, [N, C, 2l+1] each
+            ((i,), (ir,)): x[self.offsets[i] : self.offsets[i + 1]] for i, ir in enumerate(self.coupling)
+        }  # leaves, [2l+1, N, C] each
         for left, i, outs, cg_name, dims in self._steps:
             a, factor = values[left], values[((i,), (self.coupling[i],))]
-            outer = (a.unsqueeze(-1) * factor.unsqueeze(-2)).reshape(N, C, -1)  # [N, C, a*b]
-            coupled = torch.split(outer @ getattr(self, cg_name), dims, dim=-1)  # [N, C, 2L+1] each
-            values.update(zip(outs, coupled))
+            cg = getattr(self, cg_name)  # [a*b, K], K = Σ(2L+1)
+            da, db, K = a.shape[0], factor.shape[0], cg.shape[1]
+            if K < db:  # few outputs: contract the factor first, never form the outer product
+                partial = cg.view(da, db, K).transpose(1, 2).reshape(da * K, db) @ factor.reshape(db, N * C)  # [a*K, N*C]
+                coupled = (partial.view(da, K, N * C) * a.reshape(da, 1, N * C)).sum(dim=0)  # [K, N*C]
+            else:
+                outer = (a.unsqueeze(1) * factor.unsqueeze(0)).reshape(da * db, N * C)  # [a*b, N*C]
+                coupled = cg.t() @ outer  # [K, N*C]
+            values.update(zip(outs, (c.view(-1, N, C) for c in torch.split(coupled, dims, dim=0))))  # [2L+1, N, C] each
 
         out = []
         for t, (weight, kept) in enumerate(zip(self.weights, self.paths)):
@@ -216,9 +226,10 @@ class SymmetricContraction(nn.Module):
             if not kept:
                 out.append(x.new_zeros(N, C * L))
                 continue
-            w = weight[species] * getattr(self, f"scale_{t}").unsqueeze(-1)  # [N, P, C]
-            features = torch.stack([values[key] for key in kept], dim=1)  # [N, P, C, 2L+1]
-            out.append((features * w.unsqueeze(-1)).sum(dim=1).reshape(N, C * L))  # [N, C*(2L+1)]
+            w = weight.transpose(0, 1)[:, species] * getattr(self, f"scale_{t}").view(-1, 1, 1)  # [P, N, C]
+            features = torch.stack([values[key] for key in kept], dim=0)  # [P, 2L+1, N, C]
+            summed = (features * w.unsqueeze(1)).sum(dim=0)  # [2L+1, N, C]
+            out.append(summed.permute(1, 2, 0).reshape(N, C * L))  # [N, C*(2L+1)]
         return torch.cat(out, dim=-1)  # [N, irreps_out.dim]
 
     def extra_repr(self) -> str:
