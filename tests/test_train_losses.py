@@ -120,3 +120,24 @@ def test_ema_tracks_weights_with_decay():
     assert float(ema.module.weight) == pytest.approx(1 - 2 / 11)
     ema.update(module)  # d_2 = min(0.5, 3/12) = 0.25
     assert float(ema.module.weight) == pytest.approx(1 - (2 / 11) * 0.25)
+
+
+def test_stress_term_covers_periodic_structures_with_labels():
+    records = [
+        Data(z=torch.ones(2, dtype=torch.long), pos=torch.zeros(2, 3), energy=torch.tensor([0.0], dtype=torch.float64),
+             forces=torch.zeros(2, 3), cell=torch.eye(3).reshape(1, 3, 3) * 5, pbc=torch.ones(1, 3, dtype=torch.bool),
+             stress=torch.full((1, 3, 3), 0.01)),
+        Data(z=torch.ones(2, dtype=torch.long), pos=torch.zeros(2, 3), energy=torch.tensor([0.0], dtype=torch.float64),
+             forces=torch.zeros(2, 3), cell=torch.zeros(1, 3, 3), pbc=torch.zeros(1, 3, dtype=torch.bool),
+             stress=torch.zeros(1, 3, 3)),
+    ]
+    batch = Batch.from_data_list(records)
+    stress = torch.stack([torch.full((3, 3), 0.013), torch.full((3, 3), 7.0)])  # the open system's value is ignored
+    output = PotentialOutput(energy=torch.zeros(2, dtype=torch.float64), forces=torch.zeros(4, 3),
+                             atomic_energies=torch.zeros(4, dtype=torch.float64), stress=stress)
+    terms = WeightedLoss()(output, batch, energy_weight=1.0, forces_weight=1.0, stress_weight=10.0)
+    assert float(terms.stress) == pytest.approx(0.003 ** 2, rel=1e-4)
+    assert float(terms.total) == pytest.approx(10.0 * 0.003 ** 2, rel=1e-4)
+    accumulator = MetricAccumulator()
+    accumulator.update(output, batch)
+    assert accumulator.compute()["stress_mae"] == pytest.approx(3.0, rel=1e-4)  # meV/Å³

@@ -188,6 +188,13 @@ class Trainer:
             "Try a lower training.lr or training.clip_grad_norm, or check the data for bad labels."
         )
 
+    def _time_left(self, start: float) -> str:
+        """The max_time countdown for the progress bar (its own ETA counts to max_epochs)."""
+        if self.training["max_time"] is None:
+            return ""
+        left = max(self.training["max_time"] - self.elapsed - (time.monotonic() - start), 0.0)
+        return f", max_time in {int(left) // 60}:{int(left) % 60:02d}"
+
     def _train_epoch(self, epoch: int, weights: dict, start: float, bar) -> tuple:
         """One pass over the training batches; returns (mean loss terms, stopped by time)."""
         self.potential.train()
@@ -225,7 +232,7 @@ class Trainer:
             count += 1
             if bar is not None:
                 bar.update(1)
-                bar.set_postfix_str(f"loss {float(terms.total.detach()):.4g}", refresh=False)
+                bar.set_postfix_str(f"loss {float(terms.total.detach()):.4g}{self._time_left(start)}", refresh=False)
             for callback in self.callbacks:
                 if hasattr(callback, "on_step_end"):
                     callback.on_step_end(self, epoch, step, terms)
@@ -304,7 +311,7 @@ class Trainer:
                     if self.epoch % training["log_every"] == 0 or self.epoch == max_epochs:
                         self._say(format_epoch_line(self.epoch, max_epochs, row, elapsed, improved))
                 if bar is not None and "val_forces_mae" in row:
-                    bar.set_postfix_str(f"loss {means[0]:.4g} val F {row['val_forces_mae']:.1f} meV/Å", refresh=True)
+                    bar.set_postfix_str(f"loss {means[0]:.4g} val F {row['val_forces_mae']:.1f} meV/Å{self._time_left(start)}", refresh=True)
                 for callback in self.callbacks:
                     if hasattr(callback, "on_epoch_end"):
                         callback.on_epoch_end(self, epoch, row)
