@@ -2,7 +2,7 @@
 
 __version__ = "0.1.0"
 
-from equinnp import data, neighbors  # noqa: E402
+from equinnp import calculators, data, neighbors  # noqa: E402
 from equinnp.build import build_potential, load_potential  # noqa: E402
 from equinnp.models import ARCHITECTURES  # noqa: E402
 from equinnp.potential import Potential, PotentialOutput  # noqa: E402
@@ -13,6 +13,7 @@ __all__ = [
     "PotentialOutput",
     "build_potential",
     "load_potential",
+    "calculators",
     "data",
     "neighbors",
     "__version__",
