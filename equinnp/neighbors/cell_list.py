@@ -48,7 +48,6 @@ from equinnp.neighbors.common import (
     exact_filter,
     finalize,
     fractional,
-    ragged_arange,
     shift_vectors,
     to_cell_basis,
 )
@@ -152,6 +151,7 @@ def candidate_edges(systems: Systems) -> tuple[Tensor, Tensor, Tensor]:
         image = to_cell_basis(image, systems.basis[batch])  # [N, 3] in user cell rows
     else:
         wrapped = systems.pos64
+    sorted_t = wrapped[order].t().contiguous()  # [3, N] in bin order
     scale = float(systems.pos64.abs().max()) + float(wrapped.abs().max()) + 1.0
     pre_cut = systems.cutoff * (1.0 + MARGIN) + 1e-11 * scale
     pre_cut2 = pre_cut * pre_cut
@@ -178,40 +178,67 @@ def candidate_edges(systems: Systems) -> tuple[Tensor, Tensor, Tensor]:
         target = target - wrap * sys_nbins.unsqueeze(1)  # [N, m, 3]
         valid = ((target >= 0) & (target < sys_nbins.unsqueeze(1))).all(dim=2)  # [N, m]
         valid &= (chunk.abs().unsqueeze(0) <= sys_reach.unsqueeze(1)).all(dim=2)
-        atom_q, offset_q = torch.nonzero(valid, as_tuple=True)  # [Q], [Q]
-        target = target[atom_q, offset_q]  # [Q, 3]
-        wrap = wrap[atom_q, offset_q]  # [Q, 3]
-        target_key = sys_block[atom_q] + (target * sys_strides[atom_q]).sum(dim=1)  # [Q]
+        flat = torch.nonzero(valid.reshape(-1)).flatten()  # [Q] index into N * m
+        atom_q = torch.div(flat, m, rounding_mode="floor")  # [Q]
+        offset_q = flat - atom_q * m  # [Q]
+        target = target.reshape(-1, 3).index_select(0, flat)  # [Q, 3]
+        wrap = wrap.reshape(-1, 3).index_select(0, flat)  # [Q, 3]
+        target_key = sys_block.index_select(0, atom_q) + (
+            target * sys_strides.index_select(0, atom_q)).sum(dim=1)  # [Q]
         slot = torch.searchsorted(unique_keys, target_key).clamp_max(unique_keys.numel() - 1)
-        found = unique_keys[slot] == target_key  # [Q]
-        atom_q, offset_q, wrap, slot = atom_q[found], offset_q[found], wrap[found], slot[found]
+        found = torch.nonzero(unique_keys.index_select(0, slot) == target_key).flatten()  # [Q']
+        atom_q, offset_q = atom_q.index_select(0, found), offset_q.index_select(0, found)
+        wrap, slot = wrap.index_select(0, found), slot.index_select(0, found)
+        # Pair vector of a candidate = (its wrapped position) - anchor, with
+        # anchor = wrapped center position minus the image vector of the query.
+        anchor = wrapped.index_select(0, atom_q)  # [Q, 3]
         if periodic:
-            query_system = batch[atom_q]  # [Q]
-            wrap_vec = shift_vectors(wrap.to(torch.float64), systems.cell_eff[query_system])
-            wrap = to_cell_basis(wrap, systems.basis[query_system])  # [Q, 3] in user cell rows
-        del target, target_key, found, valid
+            query_system = batch.index_select(0, atom_q)  # [Q]
+            anchor = anchor - shift_vectors(wrap.to(torch.float64),
+                                            systems.cell_eff.index_select(0, query_system))
+            wrap = to_cell_basis(wrap, systems.basis.index_select(0, query_system))  # [Q, 3]
+        anchor_t = anchor.t().contiguous()  # [3, Q]
+        first_sorted = starts.index_select(0, slot)  # [Q] first position of the target bin
+        query_counts = counts.index_select(0, slot)  # [Q]
+        mirrored = nonzero_offset.index_select(0, first + offset_q)  # [Q]
+        del target, target_key, found, valid, anchor, flat
 
-        query_counts = counts[slot]  # [Q]
         for lo, hi in budget_slices(query_counts, _CANDIDATE_BUDGET):
-            seg, within = ragged_arange(query_counts[lo:hi])
-            seg = seg + lo  # [P]
-            center = atom_q[seg]  # [P]
-            neighbor = order[starts[slot[seg]] + within]  # [P]
-            diff = wrapped[neighbor] - wrapped[center]  # [P, 3]
+            cnt = query_counts[lo:hi]  # [q]
+            ends = torch.cumsum(cnt, 0)  # [q]
+            total = int(ends[-1])
+            # Query of every candidate (relative to lo), and the candidate's
+            # position in bin order: the target bin's atoms are contiguous there.
+            query = torch.repeat_interleave(torch.arange(hi - lo, device=device), cnt,
+                                            output_size=total)  # [P]
+            sorted_pos = (first_sorted[lo:hi] - (ends - cnt)).index_select(0, query)  # [P]
+            sorted_pos += torch.arange(total, device=device)
+            dist2 = None
+            for d in range(3):
+                diff = (sorted_t[d].index_select(0, sorted_pos)
+                        - anchor_t[d, lo:hi].index_select(0, query))  # [P]
+                dist2 = diff * diff if dist2 is None else dist2 + diff * diff
+            close = torch.nonzero(dist2 <= pre_cut2).flatten()  # [P']
+            del dist2, diff
+            query = query.index_select(0, close) + lo  # [P']
+            neighbor = order.index_select(0, sorted_pos.index_select(0, close))  # [P']
+            center = atom_q.index_select(0, query)  # [P']
+            del sorted_pos, close
             if periodic:
-                diff = diff + wrap_vec[seg]
-            close = (diff * diff).sum(dim=1) <= pre_cut2  # [P]
-            seg, center, neighbor = seg[close], center[close], neighbor[close]
-            shifts = wrap[seg] + image[center] - image[neighbor]  # [P', 3]
-            keep = exact_filter(systems, center, neighbor, shifts)
-            seg, center, neighbor, shifts = seg[keep], center[keep], neighbor[keep], shifts[keep]
+                shifts = (wrap.index_select(0, query) + image.index_select(0, center)
+                          - image.index_select(0, neighbor))  # [P', 3]
+            else:
+                shifts = torch.zeros(center.numel(), 3, dtype=torch.long, device=device)
+            keep = torch.nonzero(exact_filter(systems, center, neighbor, shifts)).flatten()  # [E']
+            query, center = query.index_select(0, keep), center.index_select(0, keep)
+            neighbor, shifts = neighbor.index_select(0, keep), shifts.index_select(0, keep)
             centers_out.append(center)
             neighbors_out.append(neighbor)
             shifts_out.append(shifts)
-            mirror = nonzero_offset[first + offset_q[seg]]  # [E']
-            centers_out.append(neighbor[mirror])
-            neighbors_out.append(center[mirror])
-            shifts_out.append(-shifts[mirror])
+            mirror = torch.nonzero(mirrored.index_select(0, query)).flatten()  # [E'']
+            centers_out.append(neighbor.index_select(0, mirror))
+            neighbors_out.append(center.index_select(0, mirror))
+            shifts_out.append(-shifts.index_select(0, mirror))
 
     if not centers_out:
         empty = torch.zeros(0, dtype=torch.long, device=device)

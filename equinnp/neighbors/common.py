@@ -54,6 +54,9 @@ class Systems(NamedTuple):
         ``[N, 3]`` positions as given (floating dtype, any device).
     pos64 : Tensor
         ``[N, 3]`` float64 copy of ``pos``.
+    pos_t : Tensor
+        ``[3, N]`` contiguous float64 transpose of ``pos64`` (per-component
+        gathers are much faster than gathering rows of three).
     batch : Tensor
         ``[N]`` long system index of every atom (not necessarily sorted).
     num_systems : int
@@ -63,6 +66,8 @@ class Systems(NamedTuple):
     cell64 : Tensor
         ``[B, 3, 3]`` float64 lattice vectors (rows); rows of non-periodic
         directions are set to zero (their shifts are always zero).
+    cell_t : Tensor
+        ``[9, B]`` contiguous float64, ``cell_t[3 * k + d, b] = cell64[b, k, d]``.
     cell_eff : Tensor
         ``[B, 3, 3]`` float64 invertible "binning" cell: its periodic rows
         are a reduced (short, nearly orthogonal) basis of the lattice spanned
@@ -86,10 +91,12 @@ class Systems(NamedTuple):
 
     pos: Tensor
     pos64: Tensor
+    pos_t: Tensor
     batch: Tensor
     num_systems: int
     pbc: Tensor
     cell64: Tensor
+    cell_t: Tensor
     cell_eff: Tensor
     basis: Tensor
     inv_eff: Tensor
@@ -145,9 +152,6 @@ def to_cell_basis(shifts: Tensor, basis: Tensor) -> Tensor:
 def shift_vectors(shifts: Tensor, cell: Tensor) -> Tensor:
     """Cartesian shift vectors ``shifts @ cell`` written out term by term.
 
-    Every backend uses this exact expression, so the rounding (and thus the
-    decision for pairs exactly at the cutoff) is identical everywhere.
-
     Parameters
     ----------
     shifts : Tensor
@@ -172,9 +176,12 @@ def exact_filter(
 ) -> Tensor:
     """Mask of candidate edges that really are neighbors.
 
-    The pair vector is ``(pos[j] - pos[i]) + shift_vectors(S, cell[b_i])`` in
-    float64 and an edge is kept when ``|r|^2 <= cutoff^2`` and it is not an
-    atom paired with itself without shift.
+    Component ``d`` of the pair vector is ``(pos[j, d] - pos[i, d]) + (S_0
+    a_0d + S_1 a_1d + S_2 a_2d)`` in float64 (``a_k`` the rows of
+    ``cell[b_i]``), and an edge is kept when ``r_0^2 + r_1^2 + r_2^2 <=
+    cutoff^2`` and it is not an atom paired with itself without shift. Every
+    backend decides with this one expression, evaluated element by element,
+    so the result does not depend on how candidates were grouped.
 
     Parameters
     ----------
@@ -188,15 +195,27 @@ def exact_filter(
     Tensor
         ``[E]`` bool.
     """
-    pos64 = systems.pos64
-    diff = pos64[neighbor] - pos64[center]  # [E, 3]
-    nonzero = shifts.ne(0).any(dim=1)  # [E]
-    if systems.any_periodic:
-        cell = systems.cell64[systems.batch[center]]  # [E, 3, 3]
-        diff = diff + shift_vectors(shifts.to(torch.float64), cell)
-    dist2 = (diff * diff).sum(dim=1)  # [E]
+    pos_t = systems.pos_t  # [3, N]
     cutoff = float(systems.cutoff)
-    return (dist2 <= cutoff * cutoff) & (nonzero | (center != neighbor))
+    if systems.any_periodic:
+        s0, s1, s2 = shifts.to(torch.float64).unbind(dim=1)  # [E] each
+        if systems.num_systems == 1:
+            cell = systems.cell_t[:, 0]  # [9], broadcast to every edge
+        else:
+            cell = systems.cell_t.index_select(1, systems.batch.index_select(0, center))  # [9, E]
+        dist2 = None
+        for d in range(3):
+            diff = pos_t[d].index_select(0, neighbor) - pos_t[d].index_select(0, center)  # [E]
+            diff = diff + (s0 * cell[d] + s1 * cell[3 + d] + s2 * cell[6 + d])
+            dist2 = diff * diff if dist2 is None else dist2 + diff * diff
+        not_self = shifts.ne(0).any(dim=1) | (center != neighbor)  # [E]
+    else:
+        dist2 = None
+        for d in range(3):
+            diff = pos_t[d].index_select(0, neighbor) - pos_t[d].index_select(0, center)  # [E]
+            dist2 = diff * diff if dist2 is None else dist2 + diff * diff
+        not_self = center != neighbor  # [E]
+    return (dist2 <= cutoff * cutoff) & not_self
 
 
 def sort_edges(
@@ -235,7 +254,7 @@ def sort_edges(
             order = order[torch.argsort(pair_key[order], stable=True)]
     else:
         order = torch.argsort(pair_key)
-    return center[order], neighbor[order], shifts[order]
+    return center.index_select(0, order), neighbor.index_select(0, order), shifts.index_select(0, order)
 
 
 def finalize(

@@ -274,13 +274,16 @@ def prepare_systems(
             )
     cell_eff, basis, inv_eff, widths = _lattice_geometry(cell64, pbc)
 
+    pos64 = pos.detach().to(torch.float64)
     return Systems(
         pos=pos,
-        pos64=pos.detach().to(torch.float64),
+        pos64=pos64,
+        pos_t=pos64.t().contiguous(),
         batch=batch,
         num_systems=num_systems,
         pbc=pbc,
         cell64=cell64,
+        cell_t=cell64.reshape(num_systems, 9).t().contiguous(),
         cell_eff=cell_eff,
         basis=basis,
         inv_eff=inv_eff,
