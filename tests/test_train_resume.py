@@ -54,6 +54,9 @@ def test_uninterrupted_run_writes_its_files_and_learns(uninterrupted):
     assert len(rows) == 4
     assert float(rows[-1]["val_forces_mae"]) < float(rows[0]["val_forces_mae"])
     assert summary["test"]["n_structures"] == 16
+    # The loss stage from epoch index 3 changes the loss: the best model is chosen within it.
+    assert [float(r["energy_weight"]) for r in rows] == [1.0, 1.0, 1.0, 100.0]
+    assert summary["best_epoch"] == 4
 
 
 def test_stop_at_max_epochs_then_resume_to_more_epochs(uninterrupted, tmp_path):
@@ -100,10 +103,14 @@ def test_killed_process_then_resume(uninterrupted, tmp_path):
     _assert_same_run(summary, reference, tmp_path, reference_out)
 
 
-def test_new_run_refuses_to_overwrite_a_run(uninterrupted):
+def test_new_run_refuses_to_overwrite_a_run_unless_asked(uninterrupted, tmp_path):
     _, out = uninterrupted
     with pytest.raises(ValueError, match="--resume"):
         train(tiny_config(out))
+    train(tiny_config(tmp_path, max_epochs=2))
+    summary = train(tiny_config(tmp_path, max_epochs=1), overwrite=True)
+    assert summary["epochs"] == 1
+    assert [row["epoch"] for row in _rows(tmp_path)] == ["1"]
 
 
 class _PoisonWeights:

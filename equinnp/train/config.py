@@ -86,7 +86,9 @@ DEFAULTS: dict = {
             "energy_weight": 1.0,  # on the per-atom energy error (eV/atom)
             "forces_weight": 100.0,  # on the force components (eV/Å)
             "stress_weight": 0.0,  # on the stress components (eV/Å³)
-            "stages": [],  # [{epoch: 200, energy_weight: ..., forces_weight: ..., lr: ...}, ...]
+            # From (0-based) epoch N on, other weights and optionally a new base lr:
+            # [{epoch: 200, energy_weight: ..., forces_weight: ..., lr: ...}, ...]
+            "stages": [],
         },
         "reference_energies": "fit",  # fit (least squares on train) | none; model.reference_energies wins
         "scale": "rms_forces",  # rms_forces | energy_std | none | a number; model.scale wins

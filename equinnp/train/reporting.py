@@ -31,8 +31,12 @@ class MetricsLog:
                 self.writer = None
 
     def truncate_after(self, epoch: int) -> None:
-        """Drop rows of epochs after ``epoch`` (written after the checkpoint a run resumes from)."""
+        """Drop rows of epochs after ``epoch``: rows written after the checkpoint a run
+        resumes from, or (``epoch`` 0) a previous run's table in an overwritten folder."""
         if not self.path.is_file():
+            return
+        if epoch == 0:
+            self.path.unlink()
             return
         with open(self.path, newline="") as handle:
             rows = [row for row in csv.DictReader(handle) if int(row["epoch"]) <= epoch]

@@ -68,8 +68,12 @@ class LearningRateSchedule:
         """A new base learning rate (a loss stage that sets ``lr``); the decay starts over."""
         self.base_lr = float(lr)
         self.decay = 1.0
-        self.best, self.bad_epochs = math.inf, 0
+        self.reset_plateau()
         self._apply()
+
+    def reset_plateau(self) -> None:
+        """Forget the best validation loss (the loss itself changed, e.g. new weights)."""
+        self.best, self.bad_epochs = math.inf, 0
 
     def step_batch(self) -> None:
         """After each optimizer step (advances the warmup)."""

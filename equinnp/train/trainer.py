@@ -121,7 +121,7 @@ class Trainer:
         self.best_metrics: Optional[dict] = None
         self.best_state: Optional[dict] = None
         self.bad_epochs = 0
-        self.stage_lr: Optional[float] = None
+        self.stage = 0  # number of loss stages in effect
         self.last_metrics: Optional[dict] = None
         if self.ctx.is_main:
             self.output_dir.mkdir(parents=True, exist_ok=True)
@@ -129,8 +129,8 @@ class Trainer:
         if self.resume:
             self._load(load_checkpoint(self.output_dir / "last.pt"))
         self.log = MetricsLog(self.output_dir, training["tensorboard"]) if self.ctx.is_main else None
-        if self.log is not None and self.resume:
-            self.log.truncate_after(self.epoch)
+        if self.log is not None:
+            self.log.truncate_after(self.epoch)  # a fresh run (--overwrite) starts an empty table
 
     @property
     def evaluated_model(self):
@@ -153,7 +153,7 @@ class Trainer:
             "best_metrics": self.best_metrics,
             "best_state": self.best_state,
             "bad_epochs": self.bad_epochs,
-            "stage_lr": self.stage_lr,
+            "stage": self.stage,
             "last_metrics": self.last_metrics,
             "rng": self.ctx.gather_objects(capture_rng_state()),
             "world_size": self.ctx.world_size,
@@ -165,7 +165,7 @@ class Trainer:
             self.ema.load_state_dict(state["ema"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.schedule.load_state_dict(state["schedule"])
-        for key in ("epoch", "elapsed", "best_loss", "best_epoch", "best_metrics", "best_state", "bad_epochs", "stage_lr", "last_metrics"):
+        for key in ("epoch", "elapsed", "best_loss", "best_epoch", "best_metrics", "best_state", "bad_epochs", "stage", "last_metrics"):
             setattr(self, key, state[key])
         rng = state["rng"]
         restore_rng_state(rng[self.ctx.rank] if len(rng) == self.ctx.world_size else rng[0])
@@ -279,10 +279,14 @@ class Trainer:
             while self.epoch < max_epochs:
                 epoch = self.epoch
                 weights = loss_weights_at(training["loss"], epoch)
-                if "lr" in weights and weights["lr"] != self.stage_lr:
-                    self.stage_lr = weights["lr"]
-                    self.schedule.set_base_lr(self.stage_lr)
-                    self.best_loss, self.bad_epochs = math.inf, 0  # a new loss: compare within the stage
+                stage = sum(1 for entry in training["loss"]["stages"] if entry["epoch"] <= epoch)
+                if stage != self.stage:
+                    # A new loss: validation losses are compared within a stage only.
+                    self.stage = stage
+                    self.best_loss, self.bad_epochs = math.inf, 0
+                    self.schedule.reset_plateau()
+                    if "lr" in weights:
+                        self.schedule.set_base_lr(weights["lr"])
                 means, timed_out = self._train_epoch(epoch, weights, start, bar)
                 metrics = evaluate_potential(self.evaluated_model, self.val_loader, self.ctx.device, self.loss_fn,
                                              {k: weights[k] for k in ("energy_weight", "forces_weight", "stress_weight")},
