@@ -7,7 +7,6 @@ energies of ~1e4-1e5 eV would lose meV resolution in float32.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import List, Optional, Sequence
 
 import torch
