@@ -46,13 +46,48 @@ from equinnp.models.base import AtomicOutput, AtomisticModel, Graph
 from equinnp.nn import CosineCutoff, ShiftedSoftplus
 from equinnp.nn.cartesian_tensors import change_of_basis, matmul, skew, squared_norms, to_cartesian, to_irreps
 from equinnp.nn.expnorm_rbf import ExpNormalRBF
+from equinnp.nn.tensor_messages import EdgeSet, weighted_aggregate
 
 __all__ = ["TensorNet", "TensorEmbedding", "TensorInteraction", "BlockLinear", "edge_basis"]
 
 ACTIVATIONS = {"silu": nn.SiLU, "ssp": ShiftedSoftplus, "tanh": nn.Tanh}
 GROUPS = ("O(3)", "SO(3)")
-# Irreps coefficient k belongs to part BLOCK[k]: 0 = I, 1 = A, 2 = S.
-BLOCK = (0, 1, 1, 1, 2, 2, 2, 2, 2)
+
+
+def expand_parts(w: Tensor) -> Tensor:
+    """Repeat per-part weights over the 1, 3 and 5 coefficients of I, A, S. Shapes: [..., 3, F] → [..., 9, F]."""
+    shape = w.shape[:-2] + (-1, w.shape[-1])
+    parts = (w[..., 0:1, :], w[..., 1:2, :].expand(shape[:-2] + (3, shape[-1])), w[..., 2:3, :].expand(shape[:-2] + (5, shape[-1])))
+    return torch.cat(parts, dim=-2)  # [..., 9, F]
+
+
+def pair_map(edge_index: Tensor, num_nodes: int):
+    """Pair each edge j→i with its reverse i→j, to evaluate functions of the distance once per pair.
+
+    Returns ``(first, pair)``: ``first`` [P] one edge of each pair, ``pair`` [E]
+    the pair of each edge, so that ``g(length[first])[pair] == g(length)``
+    (both directions have bitwise the same length, and the gradient reaching
+    ``length[first]`` is the sum over both, as the two lengths are the same
+    function of the positions). Returns ``None`` unless every edge has exactly
+    one reverse and no edge joins an atom to itself (periodic images of one
+    pair, or a hand-made one-directional list): then nothing is shared.
+    """
+    j, i = edge_index
+    E = j.shape[0]
+    if E == 0 or E % 2 or bool((i == j).any()):
+        return None
+    key = torch.minimum(i, j) * num_nodes + torch.maximum(i, j)  # [E]
+    sorted_key, order = torch.sort(key)
+    if not (bool((sorted_key[0::2] == sorted_key[1::2]).all()) and bool((sorted_key[2::2] > sorted_key[1:-1:2]).all())):
+        return None
+    pair = torch.empty_like(order)
+    pair[order] = torch.arange(E, device=order.device) // 2  # [E]
+    return order[0::2], pair
+
+
+def per_edge(values: Tensor, pair) -> Tensor:
+    """Per-pair values [P, ...] → per-edge [E, ...] (unchanged when ``pair`` is None)."""
+    return values if pair is None else values[pair]  # [E, ...]
 
 
 def edge_basis(unit: Tensor, Q: Tensor) -> Tensor:
@@ -120,7 +155,6 @@ class TensorEmbedding(MessagePassing):
         self.norm = nn.LayerNorm(F)
         self.scalar_net = nn.Sequential(nn.Linear(F, 2 * F), activation(), nn.Linear(2 * F, 3 * F), activation())
         self.mix = BlockLinear(F)
-        self.register_buffer("block", torch.tensor(BLOCK), persistent=False)
 
     def pair_table(self) -> Tensor:
         """:math:`Z_{ij}` for every (center, neighbor) pair of elements. Shapes: → [K, K, F]."""
@@ -129,13 +163,14 @@ class TensorEmbedding(MessagePassing):
         pairs = torch.cat([emb.unsqueeze(1).expand(K, K, F), emb.unsqueeze(0).expand(K, K, F)], dim=-1)  # [K, K, 2F]
         return self.pair_embedding(pairs)  # [K, K, F]
 
-    def forward(self, species, edge_index, rbf, cutoff, basis, self_rbf=None) -> Tensor:
+    def forward(self, species, edge_index, rbf, cutoff, basis, pair=None, self_rbf=None) -> Tensor:
         F, N = self.hidden_channels, species.shape[0]
         table = self.pair_table()  # [K, K, F]
         K = table.shape[0]
         j, i = edge_index
-        pair = table.reshape(K * K, F)[species[i] * K + species[j]]  # [E, F]
-        weights = (self.distance_proj(rbf) * cutoff.unsqueeze(-1)).view(-1, 3, F) * pair.unsqueeze(1)  # [E, 3, F]
+        z_ij = table.reshape(K * K, F)[species[i] * K + species[j]]  # [E, F]
+        radial = per_edge(self.distance_proj(rbf) * cutoff.unsqueeze(-1), pair)  # [E, 3F]
+        weights = radial.view(-1, 3, F) * z_ij.unsqueeze(1)  # [E, 3, F]
         x = self.propagate(edge_index, weights=weights, basis=basis, size=(N, N))  # [N, 9, F]
         if self_rbf is not None:  # r = 0: the direction vanishes, only the scalar part remains
             self_weight = self.distance_proj(self_rbf)[..., :F]  # [1, F]
@@ -143,10 +178,13 @@ class TensorEmbedding(MessagePassing):
             x = torch.cat([x[:, :1] + self_term.unsqueeze(1), x[:, 1:]], dim=1)  # [N, 9, F]
 
         scales = self.scalar_net(self.norm((x * x).sum(1))).view(N, 3, F)  # [N, 3, F]
-        return self.mix(x) * scales[:, self.block]  # [N, 9, F]
+        return self.mix(x) * expand_parts(scales)  # [N, 9, F]
 
     def message(self, weights: Tensor, basis: Tensor) -> Tensor:
-        return basis.unsqueeze(-1) * weights[:, self.block]  # [E, 9, F]
+        return basis.unsqueeze(-1) * expand_parts(weights)  # [E, 9, F]
+
+    def aggregate(self, inputs: Tensor, index: Tensor, ptr=None, dim_size=None) -> Tensor:
+        return inputs.new_zeros((dim_size,) + inputs.shape[1:]).index_add_(0, index, inputs)  # [N, 9, F]
 
 
 class TensorInteraction(MessagePassing):
@@ -179,17 +217,21 @@ class TensorInteraction(MessagePassing):
         )
         self.mix_in = BlockLinear(F)
         self.mix_out = BlockLinear(F)
-        self.register_buffer("block", torch.tensor(BLOCK), persistent=False)
+        self.fused = True  # chunked weighted_aggregate; False: PyG propagate of message(), same sums
 
-    def forward(self, x, edge_index, rbf, cutoff, Q, self_rbf=None) -> Tensor:
+    def forward(self, x, edge_index, rbf, cutoff, Q, pair=None, self_rbf=None, edges=None) -> Tensor:
         F, N = self.hidden_channels, x.shape[0]
-        factors = (self.edge_net(rbf) * cutoff.unsqueeze(-1)).view(-1, 3, F)  # [E, 3, F]
+        factors = per_edge(self.edge_net(rbf) * cutoff.unsqueeze(-1), pair).view(-1, 3, F)  # [E, 3, F]
         x = x / ((x * x).sum(1, keepdim=True) + 1.0)  # [N, 9, F]
         y = self.mix_in(x)  # [N, 9, F]
-        m = self.propagate(edge_index, y=y, factors=factors, size=(N, N))  # [N, 9, F]
+        if self.fused:
+            edges = EdgeSet.from_index(edge_index[0], edge_index[1]) if edges is None else edges
+            m = weighted_aggregate(y, factors, edges, N)  # [N, 9, F]
+        else:
+            m = self.propagate(edge_index, y=y, factors=factors, size=(N, N))  # [N, 9, F]
         if self_rbf is not None:  # each atom is its own neighbor at r = 0
             self_factors = self.edge_net(self_rbf).view(3, F)  # [3, F]
-            m = m + self_factors[self.block] * y
+            m = m + expand_parts(self_factors) * y
 
         Y, M = to_cartesian(y, Q), to_cartesian(m, Q)  # [N, 3, 3, F]
         if self.group == "O(3)":
@@ -203,7 +245,10 @@ class TensorInteraction(MessagePassing):
         return x + dx + to_irreps(matmul(D, D), Q)
 
     def message(self, y_j: Tensor, factors: Tensor) -> Tensor:
-        return y_j * factors[:, self.block]  # [E, 9, F]
+        return y_j * expand_parts(factors)  # [E, 9, F]
+
+    def aggregate(self, inputs: Tensor, index: Tensor, ptr=None, dim_size=None) -> Tensor:
+        return inputs.new_zeros((dim_size,) + inputs.shape[1:]).index_add_(0, index, inputs)  # [N, 9, F]
 
 
 class TensorNet(AtomisticModel):
@@ -305,13 +350,17 @@ class TensorNet(AtomisticModel):
         length = graph.edge_length
         unit = -graph.edge_vec / length.clamp(min=1e-12).unsqueeze(-1)  # [E, 3] center minus neighbor
         Q = change_of_basis(unit.dtype, unit.device)  # [9, 3, 3]
-        rbf = self.radial_basis(length)  # [E, K]
-        cutoff = self.cutoff_fn(length)  # [E]
+        pairs = pair_map(graph.edge_index, graph.species.shape[0])
+        first, pair = (None, None) if pairs is None else pairs
+        pair_length = length if pairs is None else length[first]  # [P] one per atom pair
+        rbf = self.radial_basis(pair_length)  # [P, K]
+        cutoff = self.cutoff_fn(pair_length)  # [P]
         self_rbf = self.radial_basis(length.new_zeros(1)) if self.self_loops else None  # [1, K]
-        x = self.embedding(graph.species, graph.edge_index, rbf, cutoff, edge_basis(unit, Q), self_rbf)
+        x = self.embedding(graph.species, graph.edge_index, rbf, cutoff, edge_basis(unit, Q), pair, self_rbf)
         states = [x]
+        edges = EdgeSet.from_index(graph.edge_index[0], graph.edge_index[1])
         for interaction in self.interactions:
-            x = interaction(x, graph.edge_index, rbf, cutoff, Q, self_rbf)
+            x = interaction(x, graph.edge_index, rbf, cutoff, Q, pair, self_rbf, edges)
             states.append(x)
         return states
 
