@@ -101,6 +101,15 @@ class AtomicBasis(MessagePassing):
         self._node_dims = [ir.dim for _, ir in self.irreps_node]
         self._sh_dims = [ir.dim for _, ir in self.irreps_sh]
         self._num_paths = len(self.conv_tp.instructions)
+        # For the fused neighbor sum: paths grouped by harmonic degree, with their CG columns.
+        node_offsets = [sum(self._node_dims[:k]) for k in range(len(self._node_dims) + 1)]
+        self._node_offsets_list = node_offsets[:-1]
+        self._by_harmonic = {}
+        for i1, i2, cg_name, members in self._message_groups:
+            start = 0
+            for p, d3, _ in members:
+                self._by_harmonic.setdefault(i2, []).append((p, node_offsets[i1], self._node_dims[i1], cg_name, start, start + d3))
+                start += d3
 
     def _plan_linear(self) -> None:
         self._linear_blocks = []  # per target block: [(weight offset, mid block, path weight)]
@@ -151,13 +160,55 @@ class AtomicBasis(MessagePassing):
                 out[p] = block.view(d3, E, C) * weights[p]  # [d3, E, C]
         return torch.cat(out, dim=0)  # [D_mid, E, C]
 
+    def message_and_aggregate(self, adj_t: Tensor, h: Tensor, edge_sh: Tensor, weights: Tensor) -> Tensor:
+        r"""The neighbor sum without per-edge outputs: for every path,
+
+        .. math:: A_{i,c k} = \sum_{m_1 m_2} C_{m_1 m_2 k} \sum_j (w_{ij,c} h_{j,c m_1})\, Y_{ij,m_2}
+
+        the inner sum is one batched matrix product over a padded [N, K] neighbor
+        table (K the largest degree); the Clebsch-Gordan contraction runs per atom.
+        ``adj_t`` is the CSR adjacency (rows: centers i, columns: neighbors j), with
+        ``edge_sh`` and ``weights`` in its edge order. Gives the same numbers as
+        :meth:`message` followed by the "add" aggregation.
+        """
+        rowptr, col = adj_t.crow_indices(), adj_t.col_indices()
+        N, E, C = rowptr.numel() - 1, col.numel(), self.channels
+        if E == 0:
+            return h.new_zeros(self._mid_offsets[-1], N, C)
+        degree = rowptr[1:] - rowptr[:-1]  # [N]
+        K = int(degree.max())
+        row = torch.repeat_interleave(torch.arange(N, device=col.device), degree)  # [E]
+        flat = row * K + torch.arange(E, device=col.device) - rowptr[row]  # [E] slot in the [N*K] table
+        sender = torch.full((N * K,), N, dtype=col.dtype, device=col.device).index_copy_(0, flat, col)  # N = empty slot
+        nodes = torch.cat([h.permute(1, 0, 2), h.new_zeros(1, h.shape[0], C)], dim=0)  # [N+1, D_node, C]
+        h_pad = nodes[sender]  # [N*K, D_node, C]
+        w_pad = weights.new_zeros(N * K, weights.shape[1]).index_copy_(0, flat, weights).view(N * K, self._num_paths, C)
+        y_pad = edge_sh.new_zeros(N * K, edge_sh.shape[1]).index_copy_(0, flat, edge_sh)  # [N*K, S]
+        y_blocks = torch.split(y_pad, self._sh_dims, dim=1)  # [N*K, 2l+1] per degree
+
+        # split/unbind, not slicing: their backward is one concatenation, not a zero-filled copy per slice
+        h_blocks = dict(zip(self._node_offsets_list, torch.split(h_pad, self._node_dims, dim=1)))  # [N*K, 2l+1, C] each
+        w_paths = w_pad.unbind(1)  # paths x [N*K, C]
+        out = [None] * self._num_paths
+        for i2, paths in self._by_harmonic.items():
+            d2 = self._sh_dims[i2]
+            hw = torch.cat([h_blocks[o] * w_paths[p].unsqueeze(1) for p, o, _, _, _, _ in paths], dim=1)  # [N*K, Σd1, C]
+            rows = hw.shape[1]
+            Z = torch.bmm(hw.view(N, K, rows * C).transpose(1, 2), y_blocks[i2].reshape(N, K, d2))  # [N, Σd1*C, d2]
+            Z_paths = torch.split(Z.view(N, rows, C, d2), [d1 for _, _, d1, _, _, _ in paths], dim=1)  # [N, d1, C, d2] each
+            for (p, _, d1, cg_name, c0, c1), Zp in zip(paths, Z_paths):
+                cg = getattr(self, cg_name).view(d1, d2, -1)[:, :, c0:c1]  # [d1, d2, d3]
+                out[p] = torch.einsum("nicj,ijk->knc", Zp, cg)  # [d3, N, C]
+        return torch.cat(out, dim=0)  # [D_mid, N, C]
+
     def _mix(self, message: Tensor) -> Tensor:
         """The e3nn ``o3.Linear`` (irreps_mid → target) on component-major features."""
         N, C = message.shape[1], self.channels
         weight = self.linear.weight
         blocks = []
+        mid = torch.split(message, [ir.dim for _, ir in self.conv_tp.irreps_out], dim=0)  # [2l+1, N, C] per path
         for (_, ir), members in zip(self.irreps_target, self._linear_blocks):
-            x = torch.cat([message[self._mid_offsets[i] : self._mid_offsets[i + 1]] for _, i, _ in members], dim=-1)  # [d, N, C*n]
+            x = torch.cat([mid[i] for _, i, _ in members], dim=-1)  # [d, N, C*n]
             W = torch.cat([weight[o : o + C * C].view(C, C) * pw for o, _, pw in members], dim=0)  # [C*n, C]
             blocks.append(x @ W)  # [d, N, C]
         return torch.cat(blocks, dim=0)  # [D_target, N, C]

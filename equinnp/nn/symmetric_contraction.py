@@ -205,9 +205,8 @@ class SymmetricContraction(nn.Module):
     def contract(self, x: Tensor, species: Tensor) -> Tensor:
         """``x`` [D, N, C] (component-major, ``equinnp.nn.irreps.to_components``) → [N, irreps_out.dim]."""
         _, N, C = x.shape
-        values = {
-            ((i,), (ir,)): x[self.offsets[i] : self.offsets[i + 1]] for i, ir in enumerate(self.coupling)
-        }  # leaves, [2l+1, N, C] each
+        leaves = torch.split(x, [ir.dim for ir in self.coupling], dim=0)  # [2l+1, N, C] each
+        values = {((i,), (ir,)): leaf for i, (ir, leaf) in enumerate(zip(self.coupling, leaves))}
         for left, i, outs, cg_name, dims in self._steps:
             a, factor = values[left], values[((i,), (self.coupling[i],))]
             cg = getattr(self, cg_name)  # [a*b, K], K = Σ(2L+1)
