@@ -209,6 +209,28 @@ def test_float32_positions_and_empty_inputs():
         assert nl.edge_index.shape == (2, 0)
 
 
+def test_empty_periodic_inputs():
+    cell = torch.eye(3, dtype=DTYPE) * 3
+    for backend in BACKENDS:
+        nl = radius_graph(torch.zeros(0, 3, dtype=DTYPE), 5.0, cell=cell, backend=backend)
+        assert nl.edge_index.shape == (2, 0) and nl.cell_shifts.shape == (0, 3)
+
+
+def test_auto_choice():
+    from equinnp.neighbors.radius_graph import _auto_backend, prepare_systems
+
+    gen = torch.Generator().manual_seed(16)
+    molecules = torch.rand(64 * 20, 3, generator=gen, dtype=DTYPE) * 6
+    batch = torch.arange(64).repeat_interleave(20)
+    assert _auto_backend(prepare_systems(molecules, 5.0, batch)) == "brute_force"
+    big = torch.rand(20_000, 3, generator=gen, dtype=DTYPE) * 58
+    assert _auto_backend(prepare_systems(big, 5.0)) == "cell_list"
+    assert _auto_backend(prepare_systems(big, 5.0, cell=torch.eye(3, dtype=DTYPE) * 58)) == "cell_list"
+    crystal = torch.rand(64, 3, generator=gen, dtype=DTYPE) * 9
+    expected = "vesin" if "vesin" in BACKENDS else "brute_force"
+    assert _auto_backend(prepare_systems(crystal, 5.0, cell=torch.eye(3, dtype=DTYPE) * 9)) == expected
+
+
 def test_unsorted_batch_and_no_grad():
     gen = torch.Generator().manual_seed(12)
     pos = (torch.rand(24, 3, generator=gen, dtype=DTYPE) * 7).requires_grad_()

@@ -7,8 +7,10 @@ A pair vector ``ds - n0 + S'`` can then only be within the cutoff when
 ``|S'_d| <= cutoff / width_d + 1/2`` for every periodic direction ``d``
 (``width_d`` is the perpendicular width of the cell), and the edge shift is
 ``S = S' - n0``. Fractions and shifts are taken in the reduced cell
-:attr:`Systems.cell_eff` and converted to the user's cell at the end. All candidates go through the shared exact distance test.
-Memory is bounded by processing the pairs in chunks.
+:attr:`Systems.cell_eff` and converted to the user's cell at the end. Every
+(pair, image) gets a cheap distance test with a small safety margin and the
+survivors the shared exact test. Memory is bounded by processing the pairs
+in chunks.
 """
 
 from __future__ import annotations
@@ -29,8 +31,9 @@ from equinnp.neighbors.common import (
     to_cell_basis,
 )
 
-# Maximum number of (pair, image) candidates held in memory at once.
-_CHUNK = 1 << 21
+# Number of (pair, image) candidates handled at once: temporaries of this
+# size stay in cache (2^21 ran 3x slower for 1,000 atoms than 2^16).
+_CHUNK = 1 << 16
 
 
 def _image_bounds(systems: Systems) -> Tensor:
@@ -40,11 +43,15 @@ def _image_bounds(systems: Systems) -> Tensor:
     return torch.where(systems.pbc, bounds, torch.zeros_like(bounds))
 
 
-def estimated_work(systems: Systems) -> int:
-    """Number of (ordered pair, image) candidates the brute force would test."""
+def estimated_work(systems: Systems) -> tuple[int, int]:
+    """Ordered same-system atom pairs, and (pair, image) candidates, to test."""
     counts = torch.bincount(systems.batch, minlength=systems.num_systems)  # [B]
+    pairs = counts * counts  # [B]
+    if not systems.any_periodic:
+        total = int(pairs.sum())
+        return total, total
     images = (2 * _image_bounds(systems) + 1).prod(dim=1)  # [B]
-    return int((counts * counts * images).sum())
+    return int(pairs.sum()), int((pairs * images).sum())
 
 
 def _images(bounds: Tensor) -> Tensor:
@@ -68,50 +75,78 @@ def candidate_edges(systems: Systems) -> tuple[Tensor, Tensor, Tensor]:
     batch = systems.batch
     num_atoms = systems.num_atoms
     periodic = systems.any_periodic
+    single = systems.num_systems == 1
+    if num_atoms == 0:
+        empty = torch.zeros(0, dtype=torch.long, device=device)
+        return empty, empty, torch.zeros(0, 3, dtype=torch.long, device=device)
     if periodic:
         bounds = _image_bounds(systems)  # [B, 3]
         images = _images(bounds)  # [n_img, 3]
         allowed = (images.abs().unsqueeze(0) <= bounds.unsqueeze(1)).all(dim=2)  # [B, n_img]
+        all_allowed = bool(allowed.all())
         frac = torch.bmm(systems.pos64.unsqueeze(1), systems.inv_eff[batch]).squeeze(1)  # [N, 3]
-        # Image offsets in rows of the user's cell, per system.
-        images_cell = to_cell_basis(images.unsqueeze(0), systems.basis.unsqueeze(1))  # [B, n_img, 3]
         atom_pbc = systems.pbc[batch]  # [N, 3]
+        # Cartesian image vectors per system, one row per component.
+        image_vec = torch.matmul(images.to(torch.float64), systems.cell_eff)  # [B, n_img, 3]
+        image_vec_t = image_vec.permute(2, 0, 1).contiguous()  # [3, B, n_img]
+        # The same offsets counted in rows of the user's cell.
+        images_cell = to_cell_basis(images.unsqueeze(0), systems.basis.unsqueeze(1))  # [B, n_img, 3]
+        images_cell = images_cell.reshape(-1, 3)  # [B * n_img, 3]
+        scale = float(systems.pos64.abs().max()) + 1.0
+        pre_cut = systems.cutoff * (1.0 + MARGIN) + 1e-10 * scale
     n_img = images.shape[0] if periodic else 1
 
     # Atoms grouped by system: the partners of atom i are
     # perm[first[b_i] : first[b_i] + counts[b_i]].
-    if systems.num_systems == 1:
+    if single:
         perm = torch.arange(num_atoms, device=device)
         counts = torch.tensor([num_atoms], device=device)
     else:
         perm = torch.argsort(batch, stable=True)  # [N]
         counts = torch.bincount(batch, minlength=systems.num_systems)  # [B]
     first = torch.cumsum(counts, 0) - counts  # [B]
-    partners = counts[batch]  # [N]
+    partners = counts.index_select(0, batch)  # [N]
 
     centers_out, neighbors_out, shifts_out = [], [], []
     for start, stop in budget_slices(partners * n_img, _CHUNK):
         seg, within = ragged_arange(partners[start:stop])
         center = seg + start  # [P]
-        center_system = batch[center]  # [P]
-        neighbor = perm[first[center_system] + within]  # [P]
+        center_system = batch.index_select(0, center)  # [P]
+        neighbor = perm.index_select(0, first.index_select(0, center_system) + within)  # [P]
         if periodic:
-            dfrac = frac[neighbor] - frac[center]  # [P, 3]
-            n0 = torch.where(atom_pbc[center], torch.round(dfrac), torch.zeros_like(dfrac)).long()
-            n0 = to_cell_basis(n0, systems.basis[center_system])  # [P, 3]
-            shifts = images_cell[center_system] - n0.unsqueeze(1)  # [P, n_img, 3]
-            mask = allowed[center_system]  # [P, n_img]
-            pair_id = torch.arange(center.numel(), device=device).unsqueeze(1).expand(-1, n_img)
-            pair_id = pair_id[mask]  # [Q]
-            shifts = shifts[mask]  # [Q, 3]
-            center, neighbor = center[pair_id], neighbor[pair_id]  # [Q]
+            dfrac = frac.index_select(0, neighbor) - frac.index_select(0, center)  # [P, 3]
+            n0 = torch.where(atom_pbc.index_select(0, center), torch.round(dfrac),
+                             torch.zeros_like(dfrac))  # [P, 3]
+            if single:
+                cart = torch.matmul(dfrac - n0, systems.cell_eff[0])  # [P, 3]
+            else:
+                cart = torch.bmm((dfrac - n0).unsqueeze(1),
+                                 systems.cell_eff.index_select(0, center_system)).squeeze(1)
+            # Cheap test of every (pair, image); survivors get the exact test.
+            dist2 = None
+            for d in range(3):
+                img = image_vec_t[d, 0].unsqueeze(0) if single else \
+                    image_vec_t[d].index_select(0, center_system)  # [1 or P, n_img]
+                diff = cart[:, d:d + 1] + img  # [P, n_img]
+                dist2 = diff * diff if dist2 is None else dist2 + diff * diff
+            close = dist2 <= pre_cut * pre_cut  # [P, n_img]
+            if not all_allowed:
+                close &= allowed.index_select(0, center_system)
+            hit = torch.nonzero(close.reshape(-1)).flatten()  # [Q]
+            pair = torch.div(hit, n_img, rounding_mode="floor")  # [Q]
+            image_id = hit - pair * n_img  # [Q]
+            n0_cell = to_cell_basis(n0.index_select(0, pair).long(),
+                                    systems.basis.index_select(0, center_system.index_select(0, pair)))
+            center, neighbor = center.index_select(0, pair), neighbor.index_select(0, pair)  # [Q]
+            shifts = images_cell.index_select(
+                0, batch.index_select(0, center) * n_img + image_id) - n0_cell  # [Q, 3]
         else:
             shifts = torch.zeros(center.numel(), 3, dtype=torch.long, device=device)  # [P, 3]
-        keep = exact_filter(systems, center, neighbor, shifts)  # [Q]
-        centers_out.append(center[keep])
-        neighbors_out.append(neighbor[keep])
-        shifts_out.append(shifts[keep])
-    if not centers_out or num_atoms == 0:
+        keep = torch.nonzero(exact_filter(systems, center, neighbor, shifts)).flatten()
+        centers_out.append(center.index_select(0, keep))
+        neighbors_out.append(neighbor.index_select(0, keep))
+        shifts_out.append(shifts.index_select(0, keep))
+    if not centers_out:
         empty = torch.zeros(0, dtype=torch.long, device=device)
         return empty, empty, torch.zeros(0, 3, dtype=torch.long, device=device)
     return torch.cat(centers_out), torch.cat(neighbors_out), torch.cat(shifts_out)

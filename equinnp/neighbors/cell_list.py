@@ -54,8 +54,9 @@ from equinnp.neighbors.common import (
 
 # (center atom, bin offset) queries handled at once.
 _QUERY_BUDGET = 1 << 18
-# Candidate pairs handled at once (a few hundred MB of temporaries).
-_CANDIDATE_BUDGET = 1 << 22
+# Candidate pairs handled at once: small enough for the temporaries (a few
+# MB each) to stay in cache, large enough to amortize the per-slice overhead.
+_CANDIDATE_BUDGET = 1 << 19
 # Upper bound on bins per direction and system, which keeps the integer bin
 # keys far from overflowing; larger systems just get larger bins.
 _MAX_BINS = 1 << 16
@@ -142,16 +143,22 @@ def candidate_edges(systems: Systems) -> tuple[Tensor, Tensor, Tensor]:
                           dim=1)  # [B, 3]
     key = block[batch] + (coords * strides[batch]).sum(dim=1)  # [N]
     order = torch.argsort(key)  # [N]
-    unique_keys, counts = torch.unique_consecutive(key[order], return_counts=True)  # [K], [K]
+    # From here on atoms are numbered in bin order (atom k is atom order[k]),
+    # so that the atoms of a bin, and the neighbors of nearby centers, sit
+    # next to each other in memory.
+    key = key.index_select(0, order)  # [N]
+    coords = coords.index_select(0, order)  # [N, 3]
+    batch = batch.index_select(0, order)  # [N]
+    image = image.index_select(0, order)  # [N, 3]
+    unique_keys, counts = torch.unique_consecutive(key, return_counts=True)  # [K], [K]
     starts = torch.cumsum(counts, 0) - counts  # [K]
 
     # Wrapped Cartesian positions and a margin for the cheap pre-test.
+    wrapped = systems.pos64.index_select(0, order)  # [N, 3]
     if periodic:
-        wrapped = systems.pos64 - shift_vectors(image.to(torch.float64), systems.cell_eff[batch])
+        wrapped = wrapped - shift_vectors(image.to(torch.float64), systems.cell_eff[batch])
         image = to_cell_basis(image, systems.basis[batch])  # [N, 3] in user cell rows
-    else:
-        wrapped = systems.pos64
-    sorted_t = wrapped[order].t().contiguous()  # [3, N] in bin order
+    sorted_t = wrapped.t().contiguous()  # [3, N]
     scale = float(systems.pos64.abs().max()) + float(wrapped.abs().max()) + 1.0
     pre_cut = systems.cutoff * (1.0 + MARGIN) + 1e-11 * scale
     pre_cut2 = pre_cut * pre_cut
@@ -221,14 +228,15 @@ def candidate_edges(systems: Systems) -> tuple[Tensor, Tensor, Tensor]:
             close = torch.nonzero(dist2 <= pre_cut2).flatten()  # [P']
             del dist2, diff
             query = query.index_select(0, close) + lo  # [P']
-            neighbor = order.index_select(0, sorted_pos.index_select(0, close))  # [P']
-            center = atom_q.index_select(0, query)  # [P']
+            neighbor = sorted_pos.index_select(0, close)  # [P'] (bin order)
+            center = atom_q.index_select(0, query)  # [P'] (bin order)
             del sorted_pos, close
             if periodic:
                 shifts = (wrap.index_select(0, query) + image.index_select(0, center)
                           - image.index_select(0, neighbor))  # [P', 3]
             else:
                 shifts = torch.zeros(center.numel(), 3, dtype=torch.long, device=device)
+            center, neighbor = order.index_select(0, center), order.index_select(0, neighbor)
             keep = torch.nonzero(exact_filter(systems, center, neighbor, shifts)).flatten()  # [E']
             query, center = query.index_select(0, keep), center.index_select(0, keep)
             neighbor, shifts = neighbor.index_select(0, keep), shifts.index_select(0, keep)

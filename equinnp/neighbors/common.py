@@ -240,20 +240,19 @@ def sort_edges(
     if center.numel() <= 1:
         return center, neighbor, shifts
     pair_key = center * num_atoms + neighbor  # [E]
-    if bool(shifts.ne(0).any()):
-        low = shifts.min(dim=0).values  # [3]
-        span = shifts.max(dim=0).values - low + 1  # [3]
-        span_list = [int(s) for s in span.tolist()]
-        rel = shifts - low  # [E, 3], non-negative
-        code = (rel[:, 0] * span_list[1] + rel[:, 1]) * span_list[2] + rel[:, 2]  # [E]
-        n_codes = span_list[0] * span_list[1] * span_list[2]
-        if num_atoms * num_atoms * n_codes < 2**62:
-            order = torch.argsort(pair_key * n_codes + code)
-        else:  # key would overflow: two stable sorts instead of one
-            order = torch.argsort(code, stable=True)
-            order = order[torch.argsort(pair_key[order], stable=True)]
-    else:
-        order = torch.argsort(pair_key)
+    if not bool(shifts.ne(0).any()):
+        order = torch.argsort(pair_key)  # [E]
+        return center.index_select(0, order), neighbor.index_select(0, order), shifts
+    low = shifts.min(dim=0).values  # [3]
+    span = [int(v) for v in (shifts.max(dim=0).values - low + 1).tolist()]
+    rel = shifts - low  # [E, 3], non-negative
+    code = (rel[:, 0] * span[1] + rel[:, 1]) * span[2] + rel[:, 2]  # [E]
+    n_codes = span[0] * span[1] * span[2]
+    if num_atoms * num_atoms * n_codes < 2**62:
+        order = torch.argsort(pair_key * n_codes + code)  # [E]
+    else:  # key would overflow: two stable sorts instead of one
+        order = torch.argsort(code, stable=True)  # [E]
+        order = order.index_select(0, torch.argsort(pair_key.index_select(0, order), stable=True))
     return center.index_select(0, order), neighbor.index_select(0, order), shifts.index_select(0, order)
 
 

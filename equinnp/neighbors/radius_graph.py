@@ -17,15 +17,38 @@ BACKENDS = ("auto", "cell_list", "brute_force", "vesin", "torch_cluster")
 # the product of the sines of the angles between the lattice vectors.
 _DEGENERATE_CELL = 1e-10
 
-# ``auto`` uses the brute force when the number of ordered same-system atom
-# pairs times periodic images is at most this. Measured with
-# ``benchmarks/neighbor_list_scaling.py`` on the 2-core development machine
-# (torch 2.13 CPU, float64, cutoff 5 A, 0.1 atoms/A^3):
-#   open 10 atoms: brute 0.19 ms, cell list 0.62 ms, vesin 0.09 ms;
-#   open 100 atoms: brute 0.55 ms, cell list 1.2 ms, vesin 0.22 ms;
-#   periodic 100 atoms (27 images): brute 2.3 ms, cell list 3.1 ms.
-# The brute force costs about 1 ns... see ``_auto_backend`` for the numbers.
-_BRUTE_FORCE_MAX_WORK = 200_000
+# ``auto`` choice. Measured on the 2-core development machine (AMD EPYC,
+# torch 2.13 CPU, one thread, float64, cutoff 5 A, 0.1 atoms/A^3, CPU time
+# per call in ms; "vesin" is equinnp's vesin backend including its exact
+# re-check and sorting):
+#
+#   system                        brute   cell   vesin
+#   open, 150 atoms                1.3     2.3    1.5
+#   open, 200 atoms                4.7     5.2    3.3
+#   open, 300 atoms                7.1     4.2    4.1
+#   open, 1,000 / 3,000 atoms      30    12 / 49  10 / 34
+#   open, 10,000 / 30,000 atoms     -    89 / 339 105 / 542
+#   periodic, 10 atoms             1.7     2.7    1.4
+#   periodic, 100 atoms            6.9    10.8    4.4
+#   periodic, 1,000 / 3,000 atoms  70    24 / 68  17 / 46
+#   periodic, 10,000 / 30,000       -   150 / 619 162 / 862
+#   64 molecules x 20 atoms        2.0     5.7   12.0
+#   16 molecules x 100 atoms       7.1     8.4   11.1
+#   32 crystals x 8 atoms          5.9    12.1   11.5
+#   16 crystals x 64 atoms        54      68     32
+#
+# So: the brute force while every atom has at most ~150 same-system
+# partners and ~3000 (partner, image) candidates; vesin (one call per system,
+# about 0.3 ms each) for systems of up to ~5000 atoms unless they are many
+# small ones; the cell list beyond, where it is fastest (vesin's own search
+# is faster, but the common exact re-check and sort of its output cost more
+# than the whole cell list). On other devices than the CPU vesin is not used
+# (not measured).
+_BRUTE_MAX_PARTNERS = 150
+_BRUTE_MAX_CANDIDATES = 3000
+_VESIN_MAX_ATOMS = 5000
+_VESIN_MIN_MEAN_ATOMS_PERIODIC = 20
+_VESIN_MIN_MEAN_ATOMS_OPEN = 200
 
 
 def _as_cutoff(cutoff) -> float:
@@ -293,9 +316,19 @@ def prepare_systems(
 
 
 def _auto_backend(systems: Systems) -> str:
-    """Pick the fastest available backend for these systems (see module notes)."""
-    work = brute_force.estimated_work(systems)
-    if work <= _BRUTE_FORCE_MAX_WORK:
+    """Pick the fastest available backend for these systems (numbers above)."""
+    num_atoms = max(systems.num_atoms, 1)
+    counts = torch.bincount(systems.batch, minlength=systems.num_systems)  # [B]
+    occupied = int((counts > 0).sum())
+    mean_atoms = num_atoms / max(occupied, 1)
+    periodic = systems.any_periodic
+    if (vesin_backend.is_available() and systems.pos.device.type == "cpu"
+            and int(counts.max()) <= _VESIN_MAX_ATOMS
+            and mean_atoms >= (_VESIN_MIN_MEAN_ATOMS_PERIODIC if periodic
+                               else _VESIN_MIN_MEAN_ATOMS_OPEN)):
+        return "vesin"
+    pairs, candidates = brute_force.estimated_work(systems)
+    if pairs <= _BRUTE_MAX_PARTNERS * num_atoms and candidates <= _BRUTE_MAX_CANDIDATES * num_atoms:
         return "brute_force"
     return "cell_list"
 
