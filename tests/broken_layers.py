@@ -5,12 +5,15 @@ from equinnp.models.schnet import SchNet
 
 
 class RotationBrokenSchNet(SchNet):
-    """SchNet whose distances leak the x component of the pair vector: translation- and
-    permutation-invariant, but not rotation-invariant."""
+    """SchNet whose distances leak f(r_ij) = x + y² + z³ of the pair vector: translation- and
+    permutation-invariant, but changed by every orthogonal matrix other than the identity
+    and the diagonal sign flips (f would be unchanged by a rotation about one axis if it
+    used only one component)."""
 
     def forward(self, graph):
-        leaky = graph._replace(edge_length=graph.edge_length + 0.05 * graph.edge_vec[:, 0] * self.cutoff_fn(graph.edge_length))
-        return super().forward(leaky)
+        x, y, z = graph.edge_vec.unbind(-1)
+        leak = 0.05 * (x + y**2 + z**3) * self.cutoff_fn(graph.edge_length)
+        return super().forward(graph._replace(edge_length=graph.edge_length + leak))
 
 
 class CrossTalkSchNet(SchNet):
