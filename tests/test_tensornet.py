@@ -254,3 +254,55 @@ def test_isolated_atom_has_finite_energy():
 def test_bad_hyperparameters_raise(bad):
     with pytest.raises(ValueError, match=str(list(bad.values())[0]).replace("(", r"\(").replace(")", r"\)")):
         TensorNet(cutoff=4.0, elements=ELEMENTS, **bad)
+
+
+# ------------------------------------------------------- message kernels
+
+
+def test_fused_messages_match_pyg_propagate(rmd17_frames):
+    """The chunked message sums give PyG ``propagate`` of ``message()`` to round-off (forces included)."""
+    from equinnp.testing.strategies import random_crystal
+
+    fused, plain = _potential(tiny()), _potential(tiny())
+    for layer in plain.model.interactions:
+        layer.fused = False
+    for data in (rmd17_frames[3], random_crystal(5, ELEMENTS, 3, length=3.0)):  # pairs shared / not shared
+        a, b = fused(data), plain(data)
+        torch.testing.assert_close(a.energy, b.energy, rtol=1e-12, atol=1e-12)
+        torch.testing.assert_close(a.forces, b.forces, rtol=1e-10, atol=1e-12)
+
+
+def test_message_ops_derivatives_of_all_orders():
+    from equinnp.nn.tensor_messages import EdgeSet, edge_inner, segment_sum, weighted_aggregate
+
+    g = torch.Generator().manual_seed(0)
+    N, E, F = 6, 30, 2
+    src, dst = torch.randint(0, N, (E,), generator=g), torch.randint(0, N, (E,), generator=g)
+    edges = EdgeSet.from_index(src, dst)
+    y = torch.randn(N, 9, F, dtype=torch.float64, generator=g, requires_grad=True)
+    b = torch.randn(N, 9, F, dtype=torch.float64, generator=g, requires_grad=True)
+    w = torch.randn(E, 3, F, dtype=torch.float64, generator=g, requires_grad=True)
+    expanded = torch.cat([w[:, :1], w[:, 1:2].expand(E, 3, F), w[:, 2:3].expand(E, 5, F)], 1)
+    reference = torch.zeros(N, 9, F, dtype=torch.float64).index_add(0, dst, expanded * y[src])
+    torch.testing.assert_close(weighted_aggregate(y, w, edges, N), reference)
+    products = y[src] * b[dst]
+    torch.testing.assert_close(edge_inner(y, b, edges), torch.stack(
+        [products[:, 0], products[:, 1:4].sum(1), products[:, 4:9].sum(1)], 1))
+    for fn, args in [
+        (lambda y, w: weighted_aggregate(y, w, edges, N), (y, w)),
+        (lambda y, b: edge_inner(y, b, edges), (y, b)),
+        (lambda y: segment_sum(y[src] ** 2, dst, N), (y,)),
+    ]:
+        assert torch.autograd.gradcheck(fn, args) and torch.autograd.gradgradcheck(fn, args)
+
+
+def test_pair_map_only_for_reverse_pairs():
+    from equinnp.models.tensornet import pair_map
+
+    edge_index = torch.tensor([[1, 0, 2, 0], [0, 1, 0, 2]])
+    length = torch.tensor([1.0, 1.0, 2.0, 2.0])
+    pairs = pair_map(edge_index, 3, length)
+    assert pairs is not None and torch.equal(torch.tensor([1.0, 1.0, 2.0, 2.0])[pairs.first][pairs.pair], length)
+    assert pair_map(edge_index[:, :3], 3, length[:3]) is None  # an edge without its reverse
+    assert pair_map(edge_index, 3, torch.tensor([1.0, 1.5, 2.0, 2.0])) is None  # "reverse" of another length
+    assert pair_map(torch.tensor([[1, 0, 1, 0], [0, 1, 0, 1]]), 2, torch.ones(4)) is None  # two images of one pair

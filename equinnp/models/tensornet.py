@@ -36,7 +36,7 @@ float64 round-off (``tests/test_tensornet.py`` against
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from typing import NamedTuple, Optional, Sequence
 
 import torch
 from torch import Tensor, nn
@@ -46,7 +46,7 @@ from equinnp.models.base import AtomicOutput, AtomisticModel, Graph
 from equinnp.nn import CosineCutoff, ShiftedSoftplus
 from equinnp.nn.cartesian_tensors import change_of_basis, matmul, skew, squared_norms, to_cartesian, to_irreps
 from equinnp.nn.expnorm_rbf import ExpNormalRBF
-from equinnp.nn.tensor_messages import EdgeSet, weighted_aggregate
+from equinnp.nn.tensor_messages import EdgeSet, segment_sum, weighted_aggregate
 
 __all__ = ["TensorNet", "TensorEmbedding", "TensorInteraction", "BlockLinear", "edge_basis"]
 
@@ -61,16 +61,27 @@ def expand_parts(w: Tensor) -> Tensor:
     return torch.cat(parts, dim=-2)  # [..., 9, F]
 
 
-def pair_map(edge_index: Tensor, num_nodes: int):
+class PairMap(NamedTuple):
+    """Each undirected atom pair P = E / 2 as its two directed edges.
+
+    ``first``, ``second`` [P]: the two edges of each pair; ``pair`` [E]: the pair of each edge.
+    """
+
+    first: Tensor
+    second: Tensor
+    pair: Tensor
+
+
+def pair_map(edge_index: Tensor, num_nodes: int, length: Tensor) -> Optional[PairMap]:
     """Pair each edge j→i with its reverse i→j, to evaluate functions of the distance once per pair.
 
-    Returns ``(first, pair)``: ``first`` [P] one edge of each pair, ``pair`` [E]
-    the pair of each edge, so that ``g(length[first])[pair] == g(length)``
-    (both directions have bitwise the same length, and the gradient reaching
-    ``length[first]`` is the sum over both, as the two lengths are the same
-    function of the positions). Returns ``None`` unless every edge has exactly
-    one reverse and no edge joins an atom to itself (periodic images of one
-    pair, or a hand-made one-directional list): then nothing is shared.
+    ``g(length[first])[pair] == g(length)`` because both directions have
+    bitwise the same length (checked), and the gradient reaching
+    ``length[first]`` is the sum over both edges, as the two lengths are the
+    same function of the positions. Returns ``None`` unless every edge has
+    exactly one reverse of the same length and no edge joins an atom to itself
+    (several periodic images of one pair, or a one-directional list): then
+    nothing is shared.
     """
     j, i = edge_index
     E = j.shape[0]
@@ -78,16 +89,33 @@ def pair_map(edge_index: Tensor, num_nodes: int):
         return None
     key = torch.minimum(i, j) * num_nodes + torch.maximum(i, j)  # [E]
     sorted_key, order = torch.sort(key)
-    if not (bool((sorted_key[0::2] == sorted_key[1::2]).all()) and bool((sorted_key[2::2] > sorted_key[1:-1:2]).all())):
+    first, second = order[0::2], order[1::2]  # [P]
+    if not (
+        bool((sorted_key[0::2] == sorted_key[1::2]).all())
+        and bool((sorted_key[2::2] > sorted_key[1:-1:2]).all())
+        and bool((length[first] == length[second]).all())
+    ):
         return None
     pair = torch.empty_like(order)
     pair[order] = torch.arange(E, device=order.device) // 2  # [E]
-    return order[0::2], pair
+    return PairMap(first, second, pair)
 
 
-def per_edge(values: Tensor, pair) -> Tensor:
-    """Per-pair values [P, ...] → per-edge [E, ...] (unchanged when ``pair`` is None)."""
-    return values if pair is None else values[pair]  # [E, ...]
+class _PairGather(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, values, pairs):
+        ctx.pairs = pairs
+        return values.index_select(0, pairs.pair)  # [E, ...]
+
+    @staticmethod
+    def backward(ctx, grad):
+        pairs = ctx.pairs  # each pair collects the gradients of its two edges
+        return grad.index_select(0, pairs.first) + grad.index_select(0, pairs.second), None
+
+
+def per_edge(values: Tensor, pairs: Optional[PairMap]) -> Tensor:
+    """Per-pair values [P, ...] → per-edge [E, ...] (unchanged when ``pairs`` is None)."""
+    return values if pairs is None else _PairGather.apply(values, pairs)  # [E, ...]
 
 
 def edge_basis(unit: Tensor, Q: Tensor) -> Tensor:
@@ -184,7 +212,7 @@ class TensorEmbedding(MessagePassing):
         return basis.unsqueeze(-1) * expand_parts(weights)  # [E, 9, F]
 
     def aggregate(self, inputs: Tensor, index: Tensor, ptr=None, dim_size=None) -> Tensor:
-        return inputs.new_zeros((dim_size,) + inputs.shape[1:]).index_add_(0, index, inputs)  # [N, 9, F]
+        return segment_sum(inputs, index, dim_size)  # [N, 9, F]
 
 
 class TensorInteraction(MessagePassing):
@@ -226,7 +254,7 @@ class TensorInteraction(MessagePassing):
         y = self.mix_in(x)  # [N, 9, F]
         if self.fused:
             edges = EdgeSet.from_index(edge_index[0], edge_index[1]) if edges is None else edges
-            m = weighted_aggregate(y, factors, edges, N)  # [N, 9, F]
+            m = weighted_aggregate(y, factors, edges, N, symmetric=pair is not None)  # [N, 9, F]
         else:
             m = self.propagate(edge_index, y=y, factors=factors, size=(N, N))  # [N, 9, F]
         if self_rbf is not None:  # each atom is its own neighbor at r = 0
@@ -248,7 +276,7 @@ class TensorInteraction(MessagePassing):
         return y_j * expand_parts(factors)  # [E, 9, F]
 
     def aggregate(self, inputs: Tensor, index: Tensor, ptr=None, dim_size=None) -> Tensor:
-        return inputs.new_zeros((dim_size,) + inputs.shape[1:]).index_add_(0, index, inputs)  # [N, 9, F]
+        return segment_sum(inputs, index, dim_size)  # [N, 9, F]
 
 
 class TensorNet(AtomisticModel):
@@ -350,9 +378,8 @@ class TensorNet(AtomisticModel):
         length = graph.edge_length
         unit = -graph.edge_vec / length.clamp(min=1e-12).unsqueeze(-1)  # [E, 3] center minus neighbor
         Q = change_of_basis(unit.dtype, unit.device)  # [9, 3, 3]
-        pairs = pair_map(graph.edge_index, graph.species.shape[0])
-        first, pair = (None, None) if pairs is None else pairs
-        pair_length = length if pairs is None else length[first]  # [P] one per atom pair
+        pair = pair_map(graph.edge_index, graph.species.shape[0], length)
+        pair_length = length if pair is None else length[pair.first]  # [P] one per atom pair
         rbf = self.radial_basis(pair_length)  # [P, K]
         cutoff = self.cutoff_fn(pair_length)  # [P]
         self_rbf = self.radial_basis(length.new_zeros(1)) if self.self_loops else None  # [1, K]

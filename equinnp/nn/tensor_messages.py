@@ -1,4 +1,4 @@
-r"""Channel-weighted message passing of irreps tensors, in cache-sized edge chunks.
+r"""Channel-weighted message passing of irreps tensors, in edge chunks.
 
 TensorNet's messages (Simeon & De Fabritiis, NeurIPS 2023, eq. 8)
 
@@ -6,7 +6,7 @@ TensorNet's messages (Simeon & De Fabritiis, NeurIPS 2023, eq. 8)
 
 are a gather, a product and a scatter of [E, 9, F] tensors: on a CPU their cost
 is memory traffic. :func:`weighted_aggregate` evaluates the same sum over
-chunks of edges small enough to stay in cache, and never stores a per-edge
+chunks of edges (bounded temporaries), and never stores a per-edge
 [E, 9, F] tensor. Its derivative is again a :func:`weighted_aggregate` (for
 ``y``, with gather and scatter indices swapped) and an :func:`edge_inner` (for
 ``w``), and vice versa, so derivatives of every order (forces, and force
@@ -23,9 +23,9 @@ from typing import NamedTuple, Optional
 import torch
 from torch import Tensor
 
-__all__ = ["EdgeSet", "weighted_aggregate", "edge_inner"]
+__all__ = ["EdgeSet", "weighted_aggregate", "edge_inner", "segment_sum"]
 
-_CHUNK_BYTES = 1 << 22  # ~4 MB of gathered rows per chunk
+_CHUNK_BYTES = 1 << 26  # 64 MB of gathered rows per chunk: few large ops (a thread barrier per op is costly on busy CPUs)
 
 
 def _chunk(x: Tensor) -> int:
@@ -91,18 +91,24 @@ class EdgeSet(NamedTuple):
 
 class _WeightedAggregate(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, y, w, edges, num_out):
+    def forward(ctx, y, w, edges, num_out, symmetric):
         ctx.save_for_backward(y, w)
-        ctx.edges = edges
+        ctx.edges, ctx.symmetric = edges, symmetric
         return _aggregate(y, w, edges.src, edges.dst, edges.by_dst, num_out)
 
     @staticmethod
     def backward(ctx, grad):
         y, w = ctx.saved_tensors
         edges = ctx.edges
-        grad_y = weighted_aggregate(grad, w, edges.reversed(), y.shape[0]) if ctx.needs_input_grad[0] else None
-        grad_w = edge_inner(grad, y, edges.reversed()) if ctx.needs_input_grad[1] else None
-        return grad_y, grad_w, None, None
+        grad_y = grad_w = None
+        if ctx.needs_input_grad[0]:
+            if ctx.symmetric:  # the reversed sum is the same sum over the reversed edges
+                grad_y = weighted_aggregate(grad, w, edges, y.shape[0], symmetric=True)
+            else:
+                grad_y = weighted_aggregate(grad, w, edges.reversed(), y.shape[0])
+        if ctx.needs_input_grad[1]:
+            grad_w = edge_inner(grad, y, edges.reversed())
+        return grad_y, grad_w, None, None, None
 
 
 class _EdgeInner(torch.autograd.Function):
@@ -121,12 +127,16 @@ class _EdgeInner(torch.autograd.Function):
         return grad_a, grad_b, None
 
 
-def weighted_aggregate(y: Tensor, w: Tensor, edges: EdgeSet, num_out: int) -> Tensor:
+def weighted_aggregate(y: Tensor, w: Tensor, edges: EdgeSet, num_out: int, symmetric: bool = False) -> Tensor:
     r""":math:`\mathrm{out}_n = \sum_{e:\,\mathrm{dst}_e = n} w_e \circ y_{\mathrm{src}_e}`, part by part.
+
+    ``symmetric=True`` promises that every edge's reverse is in ``edges`` with
+    the same weight (as for weights that depend on the distance only); the
+    derivative for ``y`` then reuses the ``dst`` order instead of a ``src`` sort.
 
     Shapes: ``y`` [N, 9, F], ``w`` [E, 3, F], ``edges`` of E edges → [num_out, 9, F].
     """
-    return _WeightedAggregate.apply(y, w, edges, num_out)
+    return _WeightedAggregate.apply(y, w, edges, num_out, symmetric)
 
 
 def edge_inner(a: Tensor, b: Tensor, edges: EdgeSet) -> Tensor:
@@ -135,3 +145,26 @@ def edge_inner(a: Tensor, b: Tensor, edges: EdgeSet) -> Tensor:
     Shapes: ``a`` [Na, 9, F], ``b`` [Nb, 9, F], ``edges`` of E edges → [E, 3, F].
     """
     return _EdgeInner.apply(a, b, edges)
+
+
+class _SegmentSum(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, src, index, order, dim_size):
+        ctx.save_for_backward(index)
+        rows, sorted_index = (src, index) if order is None else (src.index_select(0, order), index[order])
+        lengths = torch.bincount(sorted_index, minlength=dim_size)  # [dim_size]
+        return torch.segment_reduce(rows, "sum", lengths=lengths, axis=0, unsafe=True)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (index,) = ctx.saved_tensors
+        return grad.index_select(0, index), None, None, None  # differentiable again (index_add)
+
+
+def segment_sum(src: Tensor, index: Tensor, dim_size: int) -> Tensor:
+    """Sum rows of ``src`` into ``dim_size`` bins by ``index`` (a sort instead of a scatter).
+
+    Shapes: ``src`` [E, ...], ``index`` [E] → [dim_size, ...].
+    """
+    order = None if bool((index[1:] >= index[:-1]).all()) else torch.argsort(index, stable=True)
+    return _SegmentSum.apply(src, index, order, dim_size)
