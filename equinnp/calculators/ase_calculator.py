@@ -38,7 +38,7 @@ class EquinnpCalculator(Calculator):
         data = from_ase(self.atoms, dtype=self.potential.dtype).to(self.device)
         periodic = bool(np.any(self.atoms.pbc))
         out = self.potential(data, compute_forces=True, compute_stress=periodic)
-        self.results["energy"] = float(out.energy[0])
+        self.results["energy"] = float(out.energy[0].detach())
         self.results["free_energy"] = self.results["energy"]
         self.results["energies"] = out.atomic_energies.detach().cpu().numpy()
         self.results["forces"] = out.forces.detach().cpu().double().numpy()
