@@ -12,9 +12,10 @@ Algorithm
    bins apart along ``d`` (``k_d = 1`` unless the cell is narrower than the
    cutoff).
 3. The bin key of an atom combines its system and its three bin coordinates;
-   atoms are sorted by key and the occupied keys are looked up with
-   ``searchsorted``, so memory follows the number of atoms, never the number
-   of (possibly empty) bins.
+   atoms are sorted by key (and handled in that order, which keeps the atoms
+   of a bin, and the neighbors of nearby centers, together in memory) and the
+   occupied keys are looked up with ``searchsorted``, so memory follows the
+   number of atoms, never the number of (possibly empty) bins.
 4. For every bin offset ``o`` in half of the ``(2k+1)^3`` neighborhood
    (``o`` lexicographically ``>= 0``), each atom ``i`` pairs with all atoms of
    bin ``c_i + o``; a periodic direction wraps the target bin and records the
