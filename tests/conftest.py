@@ -15,6 +15,9 @@ settings.register_profile(
 )
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
+# Small tensor operations gain nothing from a second thread, and lose a lot on a shared machine.
+torch.set_num_threads(1)
+
 DATA_DIR = os.path.join(os.path.dirname(__file__), "data")
 SHARED_DATA = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data"))
 
