@@ -44,7 +44,15 @@ from torch_geometric.nn import MessagePassing
 
 from equinnp.models.base import AtomicOutput, AtomisticModel, Graph
 from equinnp.nn import CosineCutoff, ShiftedSoftplus
-from equinnp.nn.cartesian_tensors import change_of_basis, matmul, skew, squared_norms, to_cartesian, to_irreps
+from equinnp.nn.cartesian_tensors import (
+    change_of_basis,
+    matmul,
+    part_expansion,
+    skew,
+    squared_norms,
+    to_cartesian,
+    to_irreps,
+)
 from equinnp.nn.expnorm_rbf import ExpNormalRBF
 from equinnp.nn.tensor_messages import EdgeSet, segment_sum, weighted_aggregate
 
@@ -52,13 +60,12 @@ __all__ = ["TensorNet", "TensorEmbedding", "TensorInteraction", "BlockLinear", "
 
 ACTIVATIONS = {"silu": nn.SiLU, "ssp": ShiftedSoftplus, "tanh": nn.Tanh}
 GROUPS = ("O(3)", "SO(3)")
+PART_OF_COEFFICIENT = (0, 1, 1, 1, 2, 2, 2, 2, 2)  # irreps coefficient k belongs to I (0), A (1) or S (2)
 
 
 def expand_parts(w: Tensor) -> Tensor:
     """Repeat per-part weights over the 1, 3 and 5 coefficients of I, A, S. Shapes: [..., 3, F] → [..., 9, F]."""
-    shape = w.shape[:-2] + (-1, w.shape[-1])
-    parts = (w[..., 0:1, :], w[..., 1:2, :].expand(shape[:-2] + (3, shape[-1])), w[..., 2:3, :].expand(shape[:-2] + (5, shape[-1])))
-    return torch.cat(parts, dim=-2)  # [..., 9, F]
+    return torch.matmul(part_expansion(w.dtype, w.device), w)  # [..., 9, F]
 
 
 class PairMap(NamedTuple):
@@ -151,9 +158,9 @@ class BlockLinear(nn.Module):
         self.symmetric = nn.Linear(channels, channels, bias=False)
 
     def forward(self, x: Tensor) -> Tensor:
-        return torch.cat(
-            [self.scalar(x[:, 0:1]), self.antisymmetric(x[:, 1:4]), self.symmetric(x[:, 4:9])], dim=1
-        )  # [N, 9, F]
+        weights = torch.stack([self.scalar.weight, self.antisymmetric.weight, self.symmetric.weight])  # [3, F, F]
+        weights = weights[list(PART_OF_COEFFICIENT)]  # [9, F, F]: one matrix per coefficient
+        return torch.einsum("nkf,kgf->nkg", x, weights)  # [N, 9, F]
 
 
 class TensorEmbedding(MessagePassing):
@@ -209,7 +216,8 @@ class TensorEmbedding(MessagePassing):
         return self.mix(x) * expand_parts(scales)  # [N, 9, F]
 
     def message(self, weights: Tensor, basis: Tensor) -> Tensor:
-        return basis.unsqueeze(-1) * expand_parts(weights)  # [E, 9, F]
+        spread = part_expansion(basis.dtype, basis.device) * basis.unsqueeze(-1)  # [E, 9, 3]
+        return torch.matmul(spread, weights)  # [E, 9, F]
 
     def aggregate(self, inputs: Tensor, index: Tensor, ptr=None, dim_size=None) -> Tensor:
         return segment_sum(inputs, index, dim_size)  # [N, 9, F]

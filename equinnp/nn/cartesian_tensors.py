@@ -47,6 +47,7 @@ __all__ = [
     "compose",
     "skew",
     "matmul",
+    "part_expansion",
     "squared_norms",
 ]
 
@@ -116,9 +117,16 @@ def skew(v: Tensor) -> Tensor:
 
 def matmul(Y: Tensor, M: Tensor) -> Tensor:
     """Channel-wise 3x3 matrix product ``(Y M)_ac = Σ_b Y_ab M_bc``. Shapes: [..., 3, 3, F] x2 → [..., 3, 3, F]."""
-    out = Y[..., :, 0:1, :] * M[..., 0:1, :, :]
-    out = out + Y[..., :, 1:2, :] * M[..., 1:2, :, :]
-    return out + Y[..., :, 2:3, :] * M[..., 2:3, :, :]  # [..., 3, 3, F]
+    return torch.einsum("...abf,...bcf->...acf", Y, M)  # [..., 3, 3, F]
+
+
+@functools.lru_cache(maxsize=None)
+def part_expansion(dtype: torch.dtype = torch.float64, device=None) -> Tensor:
+    """0/1 matrix [9, 3] copying a value per part (I, A, S) onto that part's 1, 3, 5 coefficients."""
+    P = torch.zeros(9, 3, dtype=dtype, device=device)
+    for part, k in enumerate(IRREP_SLICES):
+        P[k, part] = 1.0
+    return P
 
 
 def squared_norms(x: Tensor) -> Tensor:
