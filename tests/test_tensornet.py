@@ -297,7 +297,7 @@ def test_message_ops_derivatives_of_all_orders():
 
 
 def test_pair_map_only_for_reverse_pairs():
-    from equinnp.models.tensornet import pair_map
+    from equinnp.nn.tensor_messages import pair_map
 
     edge_index = torch.tensor([[1, 0, 2, 0], [0, 1, 0, 2]])
     length = torch.tensor([1.0, 1.0, 2.0, 2.0])

@@ -31,12 +31,21 @@ float64 round-off (``tests/test_tensornet.py`` against
   of the O(3) variant do not depend on it (they are invariant under
   :math:`X \to X^\top`).
 - Priors, standardisation and reference energies live in ``Potential``.
+
+Computation (same sums, in another order): the radial networks are evaluated
+once per atom pair and shared by its two directed edges
+(:func:`~equinnp.nn.tensor_messages.pair_map`); the interaction messages are
+chunked segment sums over center-sorted edges
+(:func:`~equinnp.nn.tensor_messages.weighted_aggregate`; ``layer.fused = False``
+runs PyG's ``propagate`` of :meth:`TensorInteraction.message` instead, and the
+tests check that both agree); channel mixing, part expansion and the 3x3
+products are batched ``einsum``/``bmm`` calls.
 """
 
 from __future__ import annotations
 
 import math
-from typing import NamedTuple, Optional, Sequence
+from typing import Sequence
 
 import torch
 from torch import Tensor, nn
@@ -54,7 +63,7 @@ from equinnp.nn.cartesian_tensors import (
     to_irreps,
 )
 from equinnp.nn.expnorm_rbf import ExpNormalRBF
-from equinnp.nn.tensor_messages import EdgeSet, segment_sum, weighted_aggregate
+from equinnp.nn.tensor_messages import EdgeSet, pair_map, per_edge, segment_sum, weighted_aggregate
 
 __all__ = ["TensorNet", "TensorEmbedding", "TensorInteraction", "BlockLinear", "edge_basis"]
 
@@ -66,63 +75,6 @@ PART_OF_COEFFICIENT = (0, 1, 1, 1, 2, 2, 2, 2, 2)  # irreps coefficient k belong
 def expand_parts(w: Tensor) -> Tensor:
     """Repeat per-part weights over the 1, 3 and 5 coefficients of I, A, S. Shapes: [..., 3, F] → [..., 9, F]."""
     return torch.matmul(part_expansion(w.dtype, w.device), w)  # [..., 9, F]
-
-
-class PairMap(NamedTuple):
-    """Each undirected atom pair P = E / 2 as its two directed edges.
-
-    ``first``, ``second`` [P]: the two edges of each pair; ``pair`` [E]: the pair of each edge.
-    """
-
-    first: Tensor
-    second: Tensor
-    pair: Tensor
-
-
-def pair_map(edge_index: Tensor, num_nodes: int, length: Tensor) -> Optional[PairMap]:
-    """Pair each edge j→i with its reverse i→j, to evaluate functions of the distance once per pair.
-
-    ``g(length[first])[pair] == g(length)`` because both directions have
-    bitwise the same length (checked), and the gradient reaching
-    ``length[first]`` is the sum over both edges, as the two lengths are the
-    same function of the positions. Returns ``None`` unless every edge has
-    exactly one reverse of the same length and no edge joins an atom to itself
-    (several periodic images of one pair, or a one-directional list): then
-    nothing is shared.
-    """
-    j, i = edge_index
-    E = j.shape[0]
-    if E == 0 or E % 2 or bool((i == j).any()):
-        return None
-    key = torch.minimum(i, j) * num_nodes + torch.maximum(i, j)  # [E]
-    sorted_key, order = torch.sort(key)
-    first, second = order[0::2], order[1::2]  # [P]
-    if not (
-        bool((sorted_key[0::2] == sorted_key[1::2]).all())
-        and bool((sorted_key[2::2] > sorted_key[1:-1:2]).all())
-        and bool((length[first] == length[second]).all())
-    ):
-        return None
-    pair = torch.empty_like(order)
-    pair[order] = torch.arange(E, device=order.device) // 2  # [E]
-    return PairMap(first, second, pair)
-
-
-class _PairGather(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, values, pairs):
-        ctx.pairs = pairs
-        return values.index_select(0, pairs.pair)  # [E, ...]
-
-    @staticmethod
-    def backward(ctx, grad):
-        pairs = ctx.pairs  # each pair collects the gradients of its two edges
-        return grad.index_select(0, pairs.first) + grad.index_select(0, pairs.second), None
-
-
-def per_edge(values: Tensor, pairs: Optional[PairMap]) -> Tensor:
-    """Per-pair values [P, ...] → per-edge [E, ...] (unchanged when ``pairs`` is None)."""
-    return values if pairs is None else _PairGather.apply(values, pairs)  # [E, ...]
 
 
 def edge_basis(unit: Tensor, Q: Tensor) -> Tensor:

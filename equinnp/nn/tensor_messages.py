@@ -23,9 +23,9 @@ from typing import NamedTuple, Optional
 import torch
 from torch import Tensor
 
-__all__ = ["EdgeSet", "weighted_aggregate", "edge_inner", "segment_sum"]
+__all__ = ["EdgeSet", "PairMap", "pair_map", "per_edge", "weighted_aggregate", "edge_inner", "segment_sum"]
 
-_CHUNK_BYTES = 1 << 26  # 64 MB of gathered rows per chunk: few large ops (a thread barrier per op is costly on busy CPUs)
+_CHUNK_BYTES = 1 << 24  # 16 MB of gathered rows per chunk (measured: smaller chunks suffer on busy CPUs, larger ones lose the cache)
 
 
 def _chunk(x: Tensor) -> int:
@@ -168,3 +168,60 @@ def segment_sum(src: Tensor, index: Tensor, dim_size: int) -> Tensor:
     """
     order = None if bool((index[1:] >= index[:-1]).all()) else torch.argsort(index, stable=True)
     return _SegmentSum.apply(src, index, order, dim_size)
+
+
+class PairMap(NamedTuple):
+    """Each undirected atom pair P = E / 2 as its two directed edges.
+
+    ``first``, ``second`` [P]: the two edges of each pair; ``pair`` [E]: the pair of each edge.
+    """
+
+    first: Tensor
+    second: Tensor
+    pair: Tensor
+
+
+def pair_map(edge_index: Tensor, num_nodes: int, length: Tensor) -> Optional[PairMap]:
+    """Pair each edge j→i with its reverse i→j, to evaluate functions of the distance once per pair.
+
+    ``g(length[first])[pair] == g(length)`` because both directions have
+    bitwise the same length (checked), and the gradient reaching
+    ``length[first]`` is the sum over both edges, as the two lengths are the
+    same function of the positions. Returns ``None`` unless every edge has
+    exactly one reverse of the same length and no edge joins an atom to itself
+    (several periodic images of one pair, or a one-directional list): then
+    nothing is shared.
+    """
+    j, i = edge_index
+    E = j.shape[0]
+    if E == 0 or E % 2 or bool((i == j).any()):
+        return None
+    key = torch.minimum(i, j) * num_nodes + torch.maximum(i, j)  # [E]
+    sorted_key, order = torch.sort(key)
+    first, second = order[0::2], order[1::2]  # [P]
+    if not (
+        bool((sorted_key[0::2] == sorted_key[1::2]).all())
+        and bool((sorted_key[2::2] > sorted_key[1:-1:2]).all())
+        and bool((length[first] == length[second]).all())
+    ):
+        return None
+    pair = torch.empty_like(order)
+    pair[order] = torch.arange(E, device=order.device) // 2  # [E]
+    return PairMap(first, second, pair)
+
+
+class _PairGather(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, values, pairs):
+        ctx.pairs = pairs
+        return values.index_select(0, pairs.pair)  # [E, ...]
+
+    @staticmethod
+    def backward(ctx, grad):
+        pairs = ctx.pairs  # each pair collects the gradients of its two edges
+        return grad.index_select(0, pairs.first) + grad.index_select(0, pairs.second), None
+
+
+def per_edge(values: Tensor, pairs: Optional[PairMap]) -> Tensor:
+    """Per-pair values [P, ...] → per-edge [E, ...] (unchanged when ``pairs`` is None)."""
+    return values if pairs is None else _PairGather.apply(values, pairs)  # [E, ...]
