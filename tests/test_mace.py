@@ -299,3 +299,37 @@ def test_invariant_variant_and_paper_defaults_build(rmd17_frames):
 def test_bad_hyperparameters_raise(bad):
     with pytest.raises(ValueError):
         MACE(**{**MACE.tiny, **bad})
+
+
+def test_fused_neighbor_sum_equals_e3nn_tensor_product_per_edge():
+    """The atomic basis (padded neighbor table, CG per atom) equals e3nn's per-edge TensorProduct,
+    summed over neighbors, then the e3nn Linear; the unfused ``message`` path too."""
+    from equinnp.nn.irreps import from_components, refresh_wigner_3j
+    from equinnp.nn.mace_blocks import AtomicBasis
+    from equinnp.nn.scatter import scatter_sum
+
+    torch.manual_seed(3)
+    sh_irreps = o3.Irreps.spherical_harmonics(2)
+    block = AtomicBasis("4x0e+4x1o", sh_irreps, "4x0e+4x1o+4x2e", "4x0e+4x1o", 3, 5, [8]).double()
+    N = 7
+    edge_index = torch.tensor([[1, 2, 3, 0, 0, 4, 6, 5, 2], [0, 0, 0, 1, 2, 2, 2, 6, 5]])  # degrees 3,1,3,0,0,1,1
+    h = torch.randn(N, block.irreps_node.dim, dtype=torch.float64)
+    attrs = torch.nn.functional.one_hot(torch.tensor([0, 1, 2, 0, 1, 2, 0]), 3).double()
+    sh = o3.spherical_harmonics(sh_irreps, torch.randn(9, 3, dtype=torch.float64), normalize=True, normalization="component")
+    radial = torch.randn(9, 5, dtype=torch.float64)
+    avg = torch.tensor(2.5, dtype=torch.float64)
+
+    weights = block.radial_mlp(radial)
+    tp = o3.TensorProduct(block.irreps_node, sh_irreps, block.irreps_mid, block.instructions, shared_weights=False, internal_weights=False)
+    tp = tp.double()
+    refresh_wigner_3j(tp)  # e3nn keeps float32-rounded coefficients after .double()
+    per_edge = tp(block.linear_up(h)[edge_index[0]], sh, weights)  # e3nn, [E, irreps_mid.dim]
+    expected = block.linear(scatter_sum(per_edge, edge_index[1], N)) / avg  # [N, irreps_target.dim]
+
+    order = torch.argsort(edge_index[1] * N + edge_index[0])
+    rowptr = torch.cat([torch.zeros(1, dtype=torch.long), torch.bincount(edge_index[1], minlength=N).cumsum(0)])
+    adjacency = torch.sparse_csr_tensor(rowptr, edge_index[0][order], torch.ones(9, dtype=torch.float64), size=(N, N))
+    fused, _ = block(h, attrs, adjacency, sh[order], radial[order], avg)
+    unfused, _ = block(h, attrs, edge_index, sh, radial, avg)
+    for A in (fused, unfused):
+        assert (from_components(A, block.irreps_target) - expected).abs().max() <= 1e-12 * expected.abs().max()

@@ -33,6 +33,15 @@ the functions the model can represent:
   odd-l harmonics change sign, which the radial MLP's last layer absorbs
   (columns of odd-l paths negated when importing weights).
 - The Bessel frequencies are trainable (mace-torch's default keeps them fixed).
+- Same numbers, different evaluation order: features between the blocks are
+  component-major [2l+1, N, C]; the neighbor sum is fused (padded neighbor
+  table, batched matrix products, Clebsch-Gordan contraction per atom), see
+  ``AtomicBasis.message_and_aggregate``.
+
+``avg_num_neighbors`` is a buffer (saved with the weights): a trainer sets it to
+the training set's mean number of neighbors within the cutoff with
+``model.set_avg_num_neighbors(value)``; the constructor argument is its
+initial value.
 
 Shapes: ``Graph`` with N atoms, E edges → ``AtomicOutput.energy`` [N].
 """

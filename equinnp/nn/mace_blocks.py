@@ -22,6 +22,15 @@ from equinnp.nn.symmetric_contraction import SymmetricContraction
 __all__ = ["AtomicBasis", "ProductBasis"]
 
 
+class _TensorProductSpec:
+    """What the atomic basis needs of an e3nn ``TensorProduct``: its paths and weight layout."""
+
+    def __init__(self, tp: o3.TensorProduct):
+        self.instructions = list(tp.instructions)
+        self.irreps_in1, self.irreps_in2, self.irreps_out = tp.irreps_in1, tp.irreps_in2, tp.irreps_out
+        self.weight_numel = tp.weight_numel
+
+
 class AtomicBasis(MessagePassing):
     r"""One-particle basis :math:`A_i` of a MACE layer, and the element-dependent skip connection.
 
@@ -68,14 +77,15 @@ class AtomicBasis(MessagePassing):
         self.channels = uniform_multiplicity(self.irreps_node)
         self.skip_tp = o3.FullyConnectedTensorProduct(self.irreps_node, o3.Irreps(f"{num_elements}x0e"), self.irreps_skip)
         self.linear_up = o3.Linear(self.irreps_node, self.irreps_node)
-        irreps_mid, instructions = uvu_instructions(self.irreps_node, self.irreps_sh, self.irreps_target)
-        # The e3nn tensor product defines the paths, their normalization and the weight layout;
-        # ``message`` evaluates it on component-major features (same numbers, see tests).
-        self.conv_tp = o3.TensorProduct(
-            self.irreps_node, self.irreps_sh, irreps_mid, instructions, shared_weights=False, internal_weights=False
+        self.irreps_mid, self.instructions = uvu_instructions(self.irreps_node, self.irreps_sh, self.irreps_target)
+        # e3nn's TensorProduct with these instructions defines the paths, their normalization
+        # and the weight layout; this block evaluates it on component-major features (same
+        # numbers, see tests) and keeps only its description, not the module.
+        self.conv_tp = _TensorProductSpec(
+            o3.TensorProduct(self.irreps_node, self.irreps_sh, self.irreps_mid, self.instructions, shared_weights=False, internal_weights=False)
         )
         self.radial_mlp = e3nn_nn.FullyConnectedNet([num_radial] + list(radial_mlp) + [self.conv_tp.weight_numel], torch.nn.functional.silu)
-        self.linear = o3.Linear(irreps_mid, self.irreps_target)
+        self.linear = o3.Linear(self.irreps_mid, self.irreps_target)
         self._plan_message()
         self._plan_linear()
 
