@@ -11,8 +11,12 @@ With least-squares atomic reference energies :math:`E^{\\mathrm{ref}}_Z`
   :math:`(E_m - \\sum_i E^{\\mathrm{ref}}_{Z_i}) / N_m` (for data without forces);
 - a number, or ``none`` (σ = 1).
 
+Models that normalise their neighbor sums by the mean number of neighbors
+(MACE, through ``model.set_avg_num_neighbors``) get that mean from the training
+structures, counted with the model's cutoff.
+
 A value given in the ``model`` section (``reference_energies``, ``scale``,
-``shift``) is used as it is and not fitted.
+``shift``, ``avg_num_neighbors``) is used as it is and not fitted.
 """
 
 from __future__ import annotations
@@ -21,11 +25,26 @@ import math
 from typing import Sequence
 
 import torch
-from torch_geometric.data import Data
+from torch_geometric.data import Batch, Data
 
+from equinnp.neighbors import radius_graph
 from equinnp.postprocessing import fit_reference_energies
 
-__all__ = ["fit_postprocessing", "rms_forces", "energy_residual_std"]
+__all__ = ["fit_postprocessing", "rms_forces", "energy_residual_std", "average_num_neighbors"]
+
+
+def average_num_neighbors(records: Sequence[Data], cutoff: float, chunk: int = 256) -> float:
+    """Mean number of neighbors within ``cutoff`` per atom over the structures (periodic images counted)."""
+    edges, atoms = 0, 0
+    for start in range(0, len(records), chunk):
+        batch = Batch.from_data_list([Data(**{k: r[k] for k in ("z", "pos", "cell", "pbc") if k in r}) for r in records[start : start + chunk]])
+        cell = getattr(batch, "cell", None)
+        neighbors = radius_graph(batch.pos, cutoff, batch=batch.batch, cell=cell, pbc=getattr(batch, "pbc", None))
+        edges += neighbors.edge_index.shape[1]
+        atoms += batch.num_nodes
+    if atoms == 0:
+        raise ValueError("no atoms to count neighbors of")
+    return edges / atoms
 
 
 def rms_forces(records: Sequence[Data]) -> float:
@@ -83,4 +102,8 @@ def fit_postprocessing(potential, records: Sequence[Data], training: dict, model
     if "shift" not in model_config:
         potential.scale_shift.set(shift=0.0)
         fitted["shift"] = 0.0
+    if hasattr(potential.model, "set_avg_num_neighbors") and "avg_num_neighbors" not in model_config:
+        mean = average_num_neighbors(records, potential.cutoff)
+        potential.model.set_avg_num_neighbors(mean)
+        fitted["avg_num_neighbors"] = mean
     return fitted

@@ -263,8 +263,8 @@ class Trainer:
             + f", {self.ctx.world_size} process(es) on {self.ctx.device}"
         )
         if self.fitted and not self.resume:
-            scale = self.fitted.get("scale")
-            self._say(f"fitted from the training split: scale {scale:.4g}" if scale is not None else "fitted from the training split")
+            parts = [f"{key} {self.fitted[key]:.4g}" for key in ("scale", "avg_num_neighbors") if key in self.fitted]
+            self._say("fitted from the training split" + (": " + ", ".join(parts) if parts else ""))
         if self.resume:
             self._say(f"resuming {self.output_dir} after epoch {self.epoch}")
         bar = None
