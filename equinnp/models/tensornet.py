@@ -128,8 +128,9 @@ class TensorEmbedding(MessagePassing):
     :math:`[a^I, a^A, a^S] = \phi(\mathrm{LayerNorm}(\lVert X_i \rVert^2))`
     (two SiLU layers), :math:`X_i \leftarrow a^I \circ W^I I_i + a^A \circ W^A A_i + a^S \circ W^S S_i`.
 
-    Shapes: ``species`` [N], ``edge_index`` [2, E], ``rbf`` [E, K], ``cutoff`` [E],
-    ``basis`` [E, 9] → ``x`` [N, 9, F].
+    Shapes: ``species`` [N], ``edge_index`` [2, E], ``rbf`` [P, K] and ``cutoff`` [P]
+    per atom pair (``pair`` maps pairs to edges; without it P = E), ``basis``
+    [E, 9] → ``x`` [N, 9, F].
     """
 
     def __init__(self, hidden_channels: int, num_rbf: int, num_elements: int, activation: type):
@@ -192,7 +193,8 @@ class TensorInteraction(MessagePassing):
     products are channel-wise 3x3 matrix products, and :math:`I(\cdot), A(\cdot),
     S(\cdot)` take the parts of a tensor.
 
-    Shapes: ``x`` [N, 9, F], ``edge_index`` [2, E], ``rbf`` [E, K], ``cutoff`` [E] → [N, 9, F].
+    Shapes: ``x`` [N, 9, F], ``edge_index`` [2, E], ``rbf`` [P, K], ``cutoff`` [P] per atom
+    pair (as in :class:`TensorEmbedding`) → [N, 9, F].
     """
 
     def __init__(self, hidden_channels: int, num_rbf: int, activation: type, group: str = "O(3)"):
