@@ -41,10 +41,14 @@ class ExponentialMovingAverage:
     def update(self, module: nn.Module) -> None:
         self.num_updates += 1
         decay = min(self.decay, (1.0 + self.num_updates) / (10.0 + self.num_updates))
-        for averaged, current in zip(self.module.parameters(), module.parameters()):
-            averaged.lerp_(current.detach(), 1.0 - decay)
-        for averaged, current in zip(self.module.buffers(), module.buffers()):
-            averaged.copy_(current)
+        # Matched by name, not by position: a deep copy may hold a different set of buffers.
+        current_parameters = dict(module.named_parameters())
+        for name, averaged in self.module.named_parameters():
+            averaged.lerp_(current_parameters[name].detach(), 1.0 - decay)
+        current_buffers = dict(module.named_buffers())
+        for name, averaged in self.module.named_buffers():
+            if name in current_buffers:
+                averaged.copy_(current_buffers[name])
 
     def state_dict(self) -> dict:
         return {"decay": self.decay, "num_updates": self.num_updates, "module": self.module.state_dict()}
