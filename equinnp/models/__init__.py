@@ -14,4 +14,4 @@ ARCHITECTURES = {
     "tensornet": TensorNet,
 }
 
-__all__ = ["ARCHITECTURES", "AtomicOutput", "AtomisticModel", "Graph", "PaiNN", "SchNet"]
+__all__ = ["ARCHITECTURES", "AtomicOutput", "AtomisticModel", "Graph", "MACE", "PaiNN", "SchNet", "TensorNet"]
