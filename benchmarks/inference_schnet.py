@@ -24,11 +24,11 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch_geometric.data import Batch
-from torch_geometric.nn.models import SchNet as PygSchNet
 
 import equinnp
 from equinnp.data import from_arrays
 from equinnp.neighbors import radius_graph
+from equinnp.testing.parity import pyg_schnet_twin
 
 HYPER = dict(hidden_channels=128, num_filters=128, num_interactions=6, num_gaussians=50, cutoff=5.0)
 RMD17 = Path(__file__).resolve().parents[2] / "shared" / "data" / "rmd17" / "rmd17_aspirin_train_01.npz"
@@ -59,7 +59,7 @@ def water_cluster(per_side: int = 7, spacing: float = 3.1, seed: int = 0) -> Bat
     return Batch.from_data_list([from_arrays(numbers, np.concatenate(positions))])
 
 
-def pyg_schnet(pot) -> PygSchNet:
+def pyg_schnet(pot):
     """PyG SchNet carrying the weights of equinnp's SchNet, with equinnp's neighbor list injected."""
 
     def interaction_graph(pos, batch):
@@ -67,20 +67,7 @@ def pyg_schnet(pot) -> PygSchNet:
         j, i = edge_index
         return edge_index, (pos[j] - pos[i]).norm(dim=-1)
 
-    model = PygSchNet(**HYPER, interaction_graph=interaction_graph)
-    ours = pot.model
-    with torch.no_grad():
-        for k, z in enumerate(pot.elements):
-            model.embedding.weight[z] = ours.embedding.weight[k]
-        for theirs, mine in zip(model.interactions, ours.interactions):
-            theirs.mlp[0].load_state_dict(mine.conv.filter_net[0].state_dict())
-            theirs.mlp[2].load_state_dict(mine.conv.filter_net[2].state_dict())
-            theirs.conv.lin1.load_state_dict(mine.conv.lin1.state_dict())
-            theirs.conv.lin2.load_state_dict(mine.conv.lin2.state_dict())
-            theirs.lin.load_state_dict(mine.lin.state_dict())
-        model.lin1.load_state_dict(ours.lin1.state_dict())
-        model.lin2.load_state_dict(ours.lin2.state_dict())
-    return model.eval()
+    return pyg_schnet_twin(pot.model, interaction_graph)
 
 
 def run_equinnp(pot, batch):

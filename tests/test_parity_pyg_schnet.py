@@ -12,48 +12,28 @@ equinnp computes both in float64 (ssp(0) = 0 exactly). Each rounding moves PyG's
 float64 energies by ~1e-8 relative.
 """
 
-import math
 
 import pytest
 import torch
 from torch_geometric.data import Batch
-from torch_geometric.nn.models import SchNet as PygSchNet
 
 import equinnp
 from equinnp.neighbors import radius_graph
+from equinnp.testing.parity import pyg_schnet_twin
 
 HYPER = dict(hidden_channels=32, num_filters=24, num_interactions=3, num_gaussians=20, cutoff=5.0)
 ELEMENTS = [1, 6, 8]
 
 
 def pyg_twin(pot):
-    """A PyG SchNet with the weights of equinnp's SchNet ``pot``."""
+    """PyG's SchNet with equinnp's weights and neighbor list, and equinnp's exact constants."""
 
     def interaction_graph(pos, batch):
         edge_index = radius_graph(pos.detach(), HYPER["cutoff"], batch=batch).edge_index
         j, i = edge_index
         return edge_index, (pos[j] - pos[i]).norm(dim=-1)
 
-    twin = PygSchNet(**HYPER, interaction_graph=interaction_graph).double()
-    for module in twin.modules():
-        if type(module).__name__ == "ShiftedSoftplus":
-            module.shift = math.log(2.0)
-    twin.distance_expansion.offset = pot.model.distance_expansion.offset.clone()
-    twin.distance_expansion.coeff = pot.model.distance_expansion.coeff
-    ours = pot.model
-    with torch.no_grad():
-        twin.embedding.weight.zero_()
-        for k, z in enumerate(ELEMENTS):
-            twin.embedding.weight[z] = ours.embedding.weight[k]
-        for theirs, mine in zip(twin.interactions, ours.interactions):
-            theirs.mlp[0].load_state_dict(mine.conv.filter_net[0].state_dict())
-            theirs.mlp[2].load_state_dict(mine.conv.filter_net[2].state_dict())
-            theirs.conv.lin1.load_state_dict(mine.conv.lin1.state_dict())
-            theirs.conv.lin2.load_state_dict(mine.conv.lin2.state_dict())
-            theirs.lin.load_state_dict(mine.lin.state_dict())
-        twin.lin1.load_state_dict(ours.lin1.state_dict())
-        twin.lin2.load_state_dict(ours.lin2.state_dict())
-    return twin
+    return pyg_schnet_twin(pot.model, interaction_graph, exact_constants=True)
 
 
 @pytest.fixture(scope="module")
