@@ -134,13 +134,23 @@ class Potential(nn.Module):
                 cell = pbc = None
         return z, pos.to(self.dtype), batch, num_graphs, cell, pbc
 
+    @staticmethod
+    def _precomputed(data) -> bool:
+        """Edges from ``equinnp.neighbors.RadiusGraph`` come with ``cell_shifts``; an
+        ``edge_index`` alone (a bond graph, as in PyG's QM9) is not a radius graph."""
+        return getattr(data, "edge_index", None) is not None and getattr(data, "cell_shifts", None) is not None
+
     def _edges(self, data, pos: Tensor, batch: Tensor, cell: Optional[Tensor], pbc: Optional[Tensor]):
-        edge_index = getattr(data, "edge_index", None)
-        cell_shifts = getattr(data, "cell_shifts", None)
-        if edge_index is None:
-            neighbors = radius_graph(pos.detach(), self.cutoff, batch=batch, cell=cell, pbc=pbc)
-            edge_index, cell_shifts = neighbors.edge_index, neighbors.cell_shifts
-        return edge_index, cell_shifts
+        if self._precomputed(data):
+            built_with = getattr(data, "neighbor_cutoff", None)
+            if built_with is not None and float(built_with.min()) < self.cutoff:
+                raise ValueError(
+                    f"edges were precomputed with a cutoff of {float(built_with.min()):g} Å, shorter than "
+                    f"this model's {self.cutoff:g} Å: use RadiusGraph({self.cutoff:g}) or larger"
+                )
+            return data.edge_index, data.cell_shifts
+        neighbors = radius_graph(pos.detach(), self.cutoff, batch=batch, cell=cell, pbc=pbc)
+        return neighbors.edge_index, neighbors.cell_shifts
 
     # ---------------------------------------------------------------- forward
     def forward(self, data, compute_forces: bool = True, compute_stress: Optional[bool] = None) -> PotentialOutput:
@@ -179,7 +189,7 @@ class Potential(nn.Module):
         if cell is not None and cell_shifts is not None:
             edge_vec = edge_vec + torch.einsum("ek,ekl->el", cell_shifts.to(pos.dtype), cell[batch[i]])  # [E, 3]
         edge_length = torch.linalg.vector_norm(edge_vec, dim=-1)  # [E]
-        if getattr(data, "edge_index", None) is not None:  # precomputed with a possibly larger cutoff
+        if self._precomputed(data):  # computed with a possibly larger cutoff
             keep = edge_length <= self.cutoff
             edge_index, edge_vec, edge_length = edge_index[:, keep], edge_vec[keep], edge_length[keep]
         if edge_length.numel():

@@ -117,3 +117,21 @@ def test_from_ase_reads_calculator_labels():
     assert not hasattr(data, "cell")
     crystal = from_ase(ase.build.bulk("Si"))
     assert crystal.cell.shape == (1, 3, 3) and crystal.pbc.tolist() == [[True, True, True]]
+
+
+def test_precomputed_edges_are_used_and_other_edge_index_ignored(rmd17_frames):
+    from torch_geometric.data import Data
+
+    from equinnp.neighbors import RadiusGraph
+
+    pot = equinnp.build_potential("schnet", elements=[1, 6, 8], dtype="float64", cutoff=4.0, **equinnp.ARCHITECTURES["schnet"].tiny)
+    plain = Data(z=rmd17_frames[0].z, pos=rmd17_frames[0].pos)
+    reference = pot(plain).energy
+    precomputed = RadiusGraph(6.0)(plain.clone())  # a larger cutoff: extra edges are dropped
+    torch.testing.assert_close(pot(precomputed).energy, reference, rtol=1e-12, atol=0)
+    bonds = plain.clone()
+    bonds.edge_index = torch.tensor([[0, 1], [1, 0]])  # a bond graph, not a radius graph
+    torch.testing.assert_close(pot(bonds).energy, reference, rtol=1e-12, atol=0)
+    too_short = RadiusGraph(2.0)(plain.clone())  # fewer edges than the model's cutoff needs
+    with pytest.raises(ValueError, match="precomputed with a cutoff of 2 Å, shorter than this model's 4 Å"):
+        pot(too_short)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import torch
 from torch_geometric.data import Data
 from torch_geometric.transforms import BaseTransform
 
@@ -15,7 +16,9 @@ class RadiusGraph(BaseTransform):
     (``[1, 3, 3]`` per system, ``[B, 3, 3]`` for a batch, or ``[3, 3]``),
     ``data.pbc`` (``[1, 3]``, ``[B, 3]`` or ``[3]``) and ``data.batch``
     ``[N]``. Writes ``data.edge_index`` ``[2, E]`` (row 0 neighbor ``j``, row 1
-    center ``i``) and ``data.cell_shifts`` ``[E, 3]`` (dtype of ``pos``). With
+    center ``i``), ``data.cell_shifts`` ``[E, 3]`` (dtype of ``pos``) and
+    ``data.neighbor_cutoff`` ``[1]`` (this cutoff, so that a potential can
+    refuse edges built with a shorter one). With
     per-system ``cell`` of shape ``[1, 3, 3]``, a PyG ``DataLoader`` batches
     all of them consistently: ``edge_index`` is offset by the node counts and
     ``cell``, ``pbc`` and ``cell_shifts`` are concatenated.
@@ -47,6 +50,7 @@ class RadiusGraph(BaseTransform):
         )
         data.edge_index = neighbors.edge_index
         data.cell_shifts = neighbors.cell_shifts
+        data.neighbor_cutoff = torch.full((1,), self.cutoff, dtype=torch.float64)
         return data
 
     def __repr__(self) -> str:
