@@ -91,7 +91,9 @@ def D_from_matrix(irreps, R):
 
     e3nn builds its generators in the default dtype and goes through Euler
     angles, which lose digits near gimbal lock; the error of its ``1o`` block
-    (exactly R) measures that, and sets the tolerance of the comparisons.
+    (exactly R) measures that, and sets the tolerance of the comparisons. Higher
+    l blocks lose more digits than the ``1o`` block (up to ~15x seen for l = 2),
+    hence the factor 100; a wrong basis gives errors of order 1.
     """
     default = torch.get_default_dtype()
     torch.set_default_dtype(torch.float64)
@@ -99,7 +101,7 @@ def D_from_matrix(irreps, R):
         D, D1 = irreps.D_from_matrix(R), o3.Irreps("1o").D_from_matrix(R)
     finally:
         torch.set_default_dtype(default)
-    return D, 1e-11 + 10 * (D1 - R).abs().max().item()
+    return D, 1e-10 + 100 * (D1 - R).abs().max().item()
 
 
 def tiny(group="O(3)", seed=0, **kw):
