@@ -12,7 +12,20 @@ from equinnp.data.datasets import (
 )
 from equinnp.data.splits import random_split, split_from_indices
 
-__all__ = ["from_arrays", "from_ase", "validate_structure"]
+__all__ = [
+    "ANIDataset",
+    "ASEDataset",
+    "MD17Dataset",
+    "QM9Dataset",
+    "RMD17Dataset",
+    "SPICEDataset",
+    "from_arrays",
+    "from_ase",
+    "load_dataset",
+    "random_split",
+    "split_from_indices",
+    "validate_structure",
+]
 __all__ += [
     "ANIDataset",
     "ASEDataset",

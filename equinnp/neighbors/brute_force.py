@@ -22,6 +22,7 @@ from torch import Tensor
 
 from equinnp.neighbors.common import (
     MARGIN,
+    no_edges,
     NeighborList,
     Systems,
     budget_slices,
@@ -77,8 +78,7 @@ def candidate_edges(systems: Systems) -> tuple[Tensor, Tensor, Tensor]:
     periodic = systems.any_periodic
     single = systems.num_systems == 1
     if num_atoms == 0:
-        empty = torch.zeros(0, dtype=torch.long, device=device)
-        return empty, empty, torch.zeros(0, 3, dtype=torch.long, device=device)
+        return no_edges(device)
     if periodic:
         bounds = _image_bounds(systems)  # [B, 3]
         images = _images(bounds)  # [n_img, 3]
@@ -147,8 +147,7 @@ def candidate_edges(systems: Systems) -> tuple[Tensor, Tensor, Tensor]:
         neighbors_out.append(neighbor.index_select(0, keep))
         shifts_out.append(shifts.index_select(0, keep))
     if not centers_out:
-        empty = torch.zeros(0, dtype=torch.long, device=device)
-        return empty, empty, torch.zeros(0, 3, dtype=torch.long, device=device)
+        return no_edges(device)
     return torch.cat(centers_out), torch.cat(neighbors_out), torch.cat(shifts_out)
 
 

@@ -43,6 +43,7 @@ from torch import Tensor
 
 from equinnp.neighbors.common import (
     MARGIN,
+    no_edges,
     NeighborList,
     Systems,
     budget_slices,
@@ -250,8 +251,7 @@ def candidate_edges(systems: Systems) -> tuple[Tensor, Tensor, Tensor]:
             shifts_out.append(-shifts.index_select(0, mirror))
 
     if not centers_out:
-        empty = torch.zeros(0, dtype=torch.long, device=device)
-        return empty, empty, torch.zeros(0, 3, dtype=torch.long, device=device)
+        return no_edges(device)
     return torch.cat(centers_out), torch.cat(neighbors_out), torch.cat(shifts_out)
 
 

@@ -328,3 +328,9 @@ def budget_slices(counts: Tensor, budget: int) -> list[tuple[int, int]]:
         consumed = int(ends[stop - 1])
         start = stop
     return slices
+
+
+def no_edges(device) -> tuple[Tensor, Tensor, Tensor]:
+    """The ``(center, neighbor, shifts)`` triple of an empty edge set: [0], [0], [0, 3] long."""
+    empty = torch.zeros(0, dtype=torch.long, device=device)
+    return empty, empty, torch.zeros(0, 3, dtype=torch.long, device=device)

@@ -17,7 +17,7 @@ import importlib
 import torch
 from torch import Tensor
 
-from equinnp.neighbors.common import MARGIN, NeighborList, Systems, finalize
+from equinnp.neighbors.common import MARGIN, NeighborList, Systems, finalize, no_edges
 
 _FIRST_CAP = 128
 
@@ -58,8 +58,7 @@ def candidate_edges(systems: Systems) -> tuple[Tensor, Tensor, Tensor]:
     device = systems.pos.device
     num_atoms = systems.num_atoms
     if num_atoms == 0:
-        empty = torch.zeros(0, dtype=torch.long, device=device)
-        return empty, empty, torch.zeros(0, 3, dtype=torch.long, device=device)
+        return no_edges(device)
 
     batch = systems.batch
     perm = None

@@ -15,7 +15,7 @@ import functools
 import torch
 from torch import Tensor
 
-from equinnp.neighbors.common import MARGIN, NeighborList, Systems, finalize, to_cell_basis
+from equinnp.neighbors.common import MARGIN, NeighborList, Systems, finalize, to_cell_basis, no_edges
 
 
 @functools.lru_cache(maxsize=1)
@@ -76,8 +76,7 @@ def candidate_edges(systems: Systems) -> tuple[Tensor, Tensor, Tensor]:
         neighbors.append(j)
         shifts.append(to_cell_basis(s.to(torch.long).reshape(-1, 3), systems.basis[b]))  # [E_b, 3]
     if not centers:
-        empty = torch.zeros(0, dtype=torch.long, device=device)
-        return empty, empty, torch.zeros(0, 3, dtype=torch.long, device=device)
+        return no_edges(device)
     return torch.cat(centers), torch.cat(neighbors), torch.cat(shifts)
 
 
