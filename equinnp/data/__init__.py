@@ -11,9 +11,11 @@ from equinnp.data.datasets import (
     load_dataset,
 )
 from equinnp.data.splits import random_split, split_from_indices
+from equinnp.data.statistics import DatasetStatistics
 
 __all__ = [
     "ANIDataset",
+    "DatasetStatistics",
     "ASEDataset",
     "MD17Dataset",
     "QM9Dataset",

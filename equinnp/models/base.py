@@ -87,7 +87,9 @@ class AtomisticModel(nn.Module):
 
     - ``paper``: the citation shown by ``equinnp models``;
     - ``tiny``: a small hyperparameter set for fast tests;
-    - ``forward(graph: Graph) -> AtomicOutput``.
+    - ``forward(graph: Graph) -> AtomicOutput``;
+    - optionally ``fit(statistics) -> dict`` for constants taken from the training
+      data (MACE's average neighbor count), reached through ``Potential.fit``.
 
     The constructor arguments are recorded in ``self.hyperparameters`` so that a
     saved potential can be rebuilt.
@@ -95,6 +97,9 @@ class AtomisticModel(nn.Module):
 
     paper: ClassVar[str] = ""
     tiny: ClassVar[dict] = {}
+    #: Values of hyperparameters added after a release, for saved configs that lack them,
+    #: so that a file keeps the layout it was trained with (``load_potential``).
+    legacy_hyperparameters: ClassVar[dict] = {}
 
     def __init_subclass__(cls, **kwargs):
         # Record every constructor argument (defaults filled in) as plain values in
@@ -130,6 +135,14 @@ class AtomisticModel(nn.Module):
         self.cutoff = float(cutoff)
         self.elements = elements
         self.num_elements = len(elements)
+
+    def fit(self, statistics) -> dict:
+        """Fit data-dependent constants (not weights) from an ``equinnp.data.DatasetStatistics``.
+
+        Called by ``Potential.fit``. Returns what was set (name → value); the
+        base class has nothing to fit.
+        """
+        return {}
 
     def forward(self, graph: Graph) -> AtomicOutput:  # pragma: no cover - abstract
         raise NotImplementedError(f"{type(self).__name__} must implement forward(graph)")
