@@ -96,10 +96,37 @@ def build_potential(spec: Union[str, dict, Path], **hyperparameters) -> Potentia
 
 
 def load_potential(path, map_location="cpu") -> Potential:
-    """Load a potential written by ``Potential.save``."""
-    payload = torch.load(path, map_location=map_location, weights_only=False)
+    """Load a potential written by ``Potential.save``.
+
+    The file is read with ``torch.load(weights_only=True)``: a saved potential
+    holds only tensors, numbers and strings, so a file whose pickle would
+    build other objects (and could run code) is refused without running it.
+    Hyperparameters that a file from an earlier release lacks take the value
+    that release used (``AtomisticModel.legacy_hyperparameters``), so the file
+    gives the numbers it gave when it was saved.
+
+    Raises
+    ------
+    ValueError
+        When the file is not an equinnp potential or holds anything but plain data.
+    """
+    import pickle
+
+    try:
+        payload = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as error:
+        raise ValueError(
+            f"refusing to load {path}: it holds objects other than tensors, numbers and strings, "
+            f"which a potential file never does (its pickle could run code). torch said: {str(error).splitlines()[0]}"
+        ) from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise ValueError(f"{path} is not an equinnp potential file")
-    potential = build_potential(payload["config"])
+    config = dict(payload["config"])
+    hyperparameters = dict(config.get("hyperparameters", {}))
+    for key, value in architecture_class(config["architecture"]).legacy_hyperparameters.items():
+        hyperparameters.setdefault(key, value)
+    config["hyperparameters"] = hyperparameters
+    potential = build_potential(config)
     potential.load_state_dict(payload["state_dict"])
+    potential.fit_info = dict(payload.get("metadata", {}).get("fit", {}))
     return potential

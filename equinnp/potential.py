@@ -8,6 +8,7 @@ This module is the only place in equinnp where autograd is called: forces are
 
 from __future__ import annotations
 
+import copy
 import os
 from pathlib import Path
 from typing import NamedTuple, Optional
@@ -51,6 +52,23 @@ class PotentialOutput(NamedTuple):
     charges: Optional[Tensor] = None
 
 
+def _ordinary_tensors(data):
+    """A copy of ``data`` whose inference-mode tensors are cloned into ordinary ones, which autograd may save."""
+    data = copy.copy(data)
+    for key, value in data.items():
+        if isinstance(value, Tensor) and value.is_inference():
+            data[key] = value.clone()
+    return data
+
+
+def _plain_value(value):
+    return value.tolist() if isinstance(value, Tensor) else value
+
+
+def _detached(out: PotentialOutput) -> PotentialOutput:
+    return PotentialOutput(*(None if v is None else v.detach() for v in out))
+
+
 class Potential(nn.Module):
     """A core network with its neighbor list, postprocessing and derivatives.
 
@@ -77,6 +95,8 @@ class Potential(nn.Module):
         species_of_z = torch.full((119,), -1, dtype=torch.long)
         species_of_z[torch.tensor(self.elements)] = torch.arange(len(self.elements))
         self.register_buffer("species_of_z", species_of_z, persistent=False)
+        #: How the data-dependent constants were obtained (``fit``), saved in the file's metadata.
+        self.fit_info: dict = {}
 
     @property
     def dtype(self) -> torch.dtype:
@@ -140,17 +160,50 @@ class Potential(nn.Module):
         ``edge_index`` alone (a bond graph, as in PyG's QM9) is not a radius graph."""
         return getattr(data, "edge_index", None) is not None and getattr(data, "cell_shifts", None) is not None
 
+    def _precomputed_edges_valid(self, data, cell: Optional[Tensor]) -> bool:
+        """Whether precomputed edges hold every pair within this model's cutoff at ``data.pos``.
+
+        ``RadiusGraph`` records the radius R it searched (``neighbor_cutoff``, [B])
+        and the positions and cells it searched (``neighbor_pos`` [N, 3],
+        ``neighbor_cell`` [B, 3, 3]). A pair within the cutoff c now was within
+        c + 2d then, d being the largest displacement of an atom, so the edges
+        are complete while 2d <= R - c (the skin) and the cells are unchanged.
+        Edges without these records, or searched with R < c, are refused.
+        """
+        built_with = getattr(data, "neighbor_cutoff", None)
+        built_at = getattr(data, "neighbor_pos", None)
+        if built_with is None or built_at is None:
+            missing = "cutoff" if built_with is None else "positions"
+            raise ValueError(
+                f"precomputed edges (edge_index with cell_shifts) carry no record of the {missing} they were "
+                f"built for, so they cannot be checked against this model's {self.cutoff:g} Å cutoff: attach "
+                f"them with equinnp.neighbors.RadiusGraph({self.cutoff:g}), or delete data.edge_index and "
+                "data.cell_shifts to let the potential search"
+            )
+        radius = float(built_with.min())
+        if radius < self.cutoff:
+            raise ValueError(
+                f"edges were precomputed with a cutoff of {radius:g} Å, shorter than "
+                f"this model's {self.cutoff:g} Å: use RadiusGraph({self.cutoff:g}) or larger"
+            )
+        if built_at.shape != data.pos.shape:
+            raise ValueError(f"data.neighbor_pos has shape {tuple(built_at.shape)} but data.pos {tuple(data.pos.shape)}")
+        if cell is not None:
+            built_cell = getattr(data, "neighbor_cell", None)
+            if built_cell is None or not torch.equal(built_cell.reshape(-1, 3, 3).to(cell.dtype), cell):
+                return False
+        if built_at.numel() == 0:
+            return True
+        moved = torch.linalg.vector_norm(data.pos.detach().double() - built_at.double(), dim=-1).max()
+        return bool(2.0 * moved <= radius - self.cutoff)
+
     def _edges(self, data, pos: Tensor, batch: Tensor, cell: Optional[Tensor], pbc: Optional[Tensor]):
-        if self._precomputed(data):
-            built_with = getattr(data, "neighbor_cutoff", None)
-            if built_with is not None and float(built_with.min()) < self.cutoff:
-                raise ValueError(
-                    f"edges were precomputed with a cutoff of {float(built_with.min()):g} Å, shorter than "
-                    f"this model's {self.cutoff:g} Å: use RadiusGraph({self.cutoff:g}) or larger"
-                )
-            return data.edge_index, data.cell_shifts
+        """``(edge_index, cell_shifts, precomputed)``: the precomputed edges when they are still
+        complete, else a fresh search at this model's cutoff."""
+        if self._precomputed(data) and self._precomputed_edges_valid(data, cell):
+            return data.edge_index, data.cell_shifts, True
         neighbors = radius_graph(pos.detach(), self.cutoff, batch=batch, cell=cell, pbc=pbc)
-        return neighbors.edge_index, neighbors.cell_shifts
+        return neighbors.edge_index, neighbors.cell_shifts, False
 
     # ---------------------------------------------------------------- forward
     def forward(self, data, compute_forces: bool = True, compute_stress: Optional[bool] = None) -> PotentialOutput:
@@ -166,7 +219,22 @@ class Potential(nn.Module):
             Return forces.
         compute_stress : bool, optional
             Return the stress; defaults to True when any system is periodic.
+
+        Forces and stress are computed under ``torch.no_grad()`` and
+        ``torch.inference_mode()`` too (gradients are enabled inside this call
+        only); the outputs are then detached.
         """
+        if torch.is_inference_mode_enabled():
+            with torch.inference_mode(False):
+                out = self._forward(_ordinary_tensors(data), compute_forces, compute_stress)
+            return _detached(out)
+        if torch.is_grad_enabled():
+            return self._forward(data, compute_forces, compute_stress)
+        with torch.enable_grad():
+            out = self._forward(data, compute_forces, compute_stress)
+        return _detached(out)
+
+    def _forward(self, data, compute_forces: bool, compute_stress: Optional[bool]) -> PotentialOutput:
         z, pos, batch, num_graphs, cell, pbc = self._read_input(data)
         species = self._species(z)
         if compute_stress is None:
@@ -183,13 +251,13 @@ class Potential(nn.Module):
             pos = pos + torch.einsum("nk,nkl->nl", pos, symmetric[batch])  # [N, 3]
             cell = cell + torch.bmm(cell, symmetric)  # [B, 3, 3]
 
-        edge_index, cell_shifts = self._edges(data, pos, batch, cell, pbc)
+        edge_index, cell_shifts, precomputed = self._edges(data, pos, batch, cell, pbc)
         j, i = edge_index[0], edge_index[1]
         edge_vec = pos[j] - pos[i]  # [E, 3]
         if cell is not None and cell_shifts is not None:
             edge_vec = edge_vec + torch.einsum("ek,ekl->el", cell_shifts.to(pos.dtype), cell[batch[i]])  # [E, 3]
         edge_length = torch.linalg.vector_norm(edge_vec, dim=-1)  # [E]
-        if self._precomputed(data):  # computed with a possibly larger cutoff
+        if precomputed:  # searched with a possibly larger cutoff
             keep = edge_length <= self.cutoff
             edge_index, edge_vec, edge_length = edge_index[:, keep], edge_vec[keep], edge_length[keep]
         if edge_length.numel():
@@ -214,7 +282,7 @@ class Potential(nn.Module):
             spin=getattr(data, "spin", None),
         )
         atomic = self.model(graph)
-        atomic_energies = self.scale_shift(atomic.energy, species).double() + self.reference_energies(species)  # [N]
+        atomic_energies = self.scale_shift(atomic.energy, species) + self.reference_energies(species)  # [N] float64
         energy = scatter_sum(atomic_energies, batch, num_graphs)  # [B] float64
 
         forces = stress = None
@@ -236,6 +304,77 @@ class Potential(nn.Module):
                 )
         return PotentialOutput(energy=energy, forces=forces, atomic_energies=atomic_energies, stress=stress, charges=atomic.charges)
 
+    # ---------------------------------------------------------------- fitting
+    def fit(self, dataset, *, reference_energies="fit", scale="rms_forces", shift=None) -> dict:
+        """Fit the potential's data-dependent constants (not its weights) from structures.
+
+        Sets, in this order: the atomic reference energies (least squares,
+        :func:`equinnp.postprocessing.reference_energy_fit`), the scale of the
+        network's atomic energy, the shift, and the core network's own
+        constants (``AtomisticModel.fit``: MACE's average number of
+        neighbors). The trainer calls this before training; call it yourself
+        to use a potential built with ``build_potential`` outside the trainer.
+
+        Parameters
+        ----------
+        dataset : list of Data, dataset or DatasetStatistics
+            Structures with ``z``, ``pos`` and labels (``energy``; ``forces`` for ``rms_forces``).
+        reference_energies : "fit", dict, list or None
+            ``"fit"``: least squares (warns when the compositions do not determine
+            every element, and records it in ``fit_info``); a dict/list: set these;
+            None: keep the current ones.
+        scale : "rms_forces", "energy_std", float or None
+            ``"rms_forces"``: RMS of the force components (as MACE);
+            ``"energy_std"``: std of the per-atom energy residuals after the
+            reference energies (for data without forces); a number; None: keep.
+        shift : float, list or None
+            Per-element shift of the atomic energy; None keeps the current one.
+
+        Returns
+        -------
+        dict
+            What was set: ``reference_energies`` {Z: eV}, ``scale``, ``shift``, and the model's constants.
+        """
+        from equinnp.data.statistics import DatasetStatistics
+        from equinnp.postprocessing import reference_energy_fit
+
+        stats = dataset if isinstance(dataset, DatasetStatistics) else DatasetStatistics(dataset)
+        fitted, info = {}, {"num_structures": len(stats)}
+        if isinstance(reference_energies, str):
+            if reference_energies != "fit":
+                raise ValueError(f"reference_energies must be 'fit', a dict, a list or None, got {reference_energies!r}")
+            result = reference_energy_fit(stats, self.elements)
+            self.reference_energies.set(result.energies)
+            fitted["reference_energies"] = result.energies
+            info["reference_energies"] = result.info()
+        elif reference_energies is not None:
+            self.reference_energies.set(reference_energies)
+            fitted["reference_energies"] = self.reference_energies.as_dict()
+            info["reference_energies"] = {"method": "given"}
+        if scale is not None:
+            if scale == "rms_forces":
+                value = stats.rms_forces()
+            elif scale == "energy_std":
+                value = stats.energy_residual_std(self.reference_energies.as_dict())
+            elif isinstance(scale, str):
+                raise ValueError(f"scale must be 'rms_forces', 'energy_std', a number or None, got {scale!r}")
+            else:
+                value = scale
+            if not all(v > 0 for v in torch.as_tensor(value, dtype=torch.float64).reshape(-1).tolist()):
+                raise ValueError(f"scale {value} is not positive (constant training labels?)")
+            self.scale_shift.set(scale=value)
+            fitted["scale"] = value
+            info["scale"] = scale if isinstance(scale, str) else "given"
+        if shift is not None:
+            self.scale_shift.set(shift=shift)
+            fitted["shift"] = shift
+        model_constants = self.model.fit(stats)
+        fitted.update(model_constants)
+        if model_constants:
+            info["model"] = {k: _plain_value(v) for k, v in model_constants.items()}
+        self.fit_info = info
+        return fitted
+
     # -------------------------------------------------------------- save/load
     @property
     def config(self) -> dict:
@@ -256,6 +395,7 @@ class Potential(nn.Module):
             "reference_energies": self.reference_energies.as_dict(),
             "scale": self.scale_shift.scale.tolist(),
             "shift": self.scale_shift.shift.tolist(),
+            "fit": dict(self.fit_info),
             "equinnp_version": __version__,
         }
 

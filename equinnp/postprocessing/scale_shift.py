@@ -7,6 +7,8 @@ from typing import Optional, Sequence, Union
 import torch
 from torch import Tensor, nn
 
+from equinnp.postprocessing.float64 import keep_float64
+
 __all__ = ["ElementScaleShift"]
 
 Number = Union[float, Sequence[float]]
@@ -19,9 +21,12 @@ class ElementScaleShift(nn.Module):
 
     ``scale`` and ``shift`` are one number for every element or one per
     element (in the order of the model's ``elements``). They are buffers:
-    fitted from data before training (``equinnp.train``), not learned.
+    fitted from data before training (``Potential.fit``), not learned. They
+    stay float64 whatever the network's dtype (``.to(torch.float32)`` moves
+    them between devices but keeps their dtype), and the map is evaluated in
+    float64.
 
-    Shapes: ``energy`` [N], ``species`` [N] → [N].
+    Shapes: ``energy`` [N] (any float dtype), ``species`` [N] → [N] float64.
     """
 
     def __init__(self, num_elements: int, scale: Optional[Number] = 1.0, shift: Optional[Number] = 0.0):
@@ -47,8 +52,10 @@ class ElementScaleShift(nn.Module):
         if shift is not None:
             self.shift.copy_(self._per_element(shift, "shift"))
 
+    _apply = keep_float64
+
     def forward(self, energy: Tensor, species: Tensor) -> Tensor:
-        return energy * self.scale.to(energy.dtype)[species] + self.shift.to(energy.dtype)[species]
+        return energy.double() * self.scale[species] + self.shift[species]  # [N] float64
 
     def extra_repr(self) -> str:
         return f"scale={self.scale.tolist()}, shift={self.shift.tolist()}"

@@ -49,10 +49,13 @@ def _as_list(dataset) -> List[Data]:
 def prepare_records(records: Sequence[Data], cutoff: float, dtype: torch.dtype) -> List[Data]:
     """Copies with float64 energies, ``pos``/``forces`` in the model dtype and a neighbor list.
 
-    The neighbor list (``edge_index``, ``cell_shifts``) is computed once here;
-    ``Potential`` recomputes the edge vectors from ``pos`` at every step.
+    The neighbor list is attached once here by ``RadiusGraph`` (with the cutoff
+    and positions it was built for, which ``Potential`` checks); ``Potential``
+    recomputes the edge vectors from ``pos`` at every step.
     """
-    from equinnp.neighbors import radius_graph
+    from equinnp.neighbors import RadiusGraph
+
+    attach_edges = RadiusGraph(cutoff)
 
     prepared = []
     for k, record in enumerate(records):
@@ -66,9 +69,8 @@ def prepare_records(records: Sequence[Data], cutoff: float, dtype: torch.dtype) 
         for key in ("cell", "stress", "charge", "spin"):
             if getattr(data, key, None) is not None:
                 setattr(data, key, getattr(data, key).to(dtype))
-        neighbors = radius_graph(data.pos, cutoff, cell=getattr(data, "cell", None), pbc=getattr(data, "pbc", None))
-        data.edge_index = neighbors.edge_index
-        data.cell_shifts = neighbors.cell_shifts.to(dtype)
+        data = attach_edges(data)
+        data.cell_shifts = data.cell_shifts.to(dtype)
         prepared.append(data)
     return prepared
 
