@@ -9,9 +9,13 @@ Two differences are kept and undone in the twin, both float32 roundings of
 constants in PyG: its ``ShiftedSoftplus`` stores ln 2 rounded to float32
 (0.69314718246...) and its Gaussian centers come from a float32 ``linspace``;
 equinnp computes both in float64 (ssp(0) = 0 exactly). Each rounding moves PyG's
-float64 energies by ~1e-8 relative.
+float64 energies by ~1e-8 relative. The twin recomputes them with PyG's own
+formulas in float64; nothing is copied from equinnp's model but the weights,
+and PyG's float32 constants are compared with equinnp's to float32 round-off.
 """
 
+
+import math
 
 import pytest
 import torch
@@ -68,3 +72,35 @@ def test_parity_fails_with_different_weights(schnet_pair, rmd17_frames):
     finally:
         with torch.no_grad():
             twin.interactions[1].lin.bias.sub_(1e-3)
+
+
+def test_radial_constants_equal_pygs_to_float32_round_off(schnet_pair):
+    from torch_geometric.nn.models import SchNet as PygSchNet
+
+    pot, _ = schnet_pair
+    native = PygSchNet(**{k: HYPER[k] for k in ("hidden_channels", "num_filters", "num_interactions", "num_gaussians", "cutoff")})
+    ours = pot.model.distance_expansion
+    torch.testing.assert_close(ours.offset, native.distance_expansion.offset.double(), rtol=0, atol=4e-7)
+    assert ours.coeff == pytest.approx(native.distance_expansion.coeff, rel=1e-6)
+    ssp = [m for m in native.modules() if type(m).__name__ == "ShiftedSoftplus"][0]
+    assert ssp.shift == pytest.approx(math.log(2.0), rel=1e-7)
+
+
+@pytest.mark.parametrize("change", ["width doubled", "centers on half the cutoff"])
+def test_parity_fails_with_a_wrong_radial_basis(schnet_pair, rmd17_frames, change):
+    """A twin built from a model with a wrong basis must not agree with it."""
+    pot, _ = schnet_pair
+    expansion = pot.model.distance_expansion
+    saved = expansion.offset.clone(), expansion.coeff
+    try:
+        if change == "width doubled":
+            expansion.coeff = saved[1] / 4.0
+        else:
+            expansion.offset.copy_(saved[0] / 2.0)
+        twin = pyg_twin(pot)
+        batch = Batch.from_data_list(rmd17_frames[:1])
+        energy = twin(batch.z, batch.pos, batch.batch).squeeze(-1)
+        assert not torch.allclose(pot(batch, compute_forces=False).energy, energy, rtol=1e-10, atol=1e-10)
+    finally:
+        expansion.offset.copy_(saved[0])
+        expansion.coeff = saved[1]

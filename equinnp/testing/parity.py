@@ -18,8 +18,10 @@ def pyg_schnet_twin(model, interaction_graph, exact_constants: bool = False):
     ``interaction_graph(pos, batch) -> (edge_index, edge_weight)``.
 
     With ``exact_constants`` the twin's two float32-rounded constants (ln 2 in its
-    shifted softplus and its Gaussian centers) are replaced by equinnp's float64
-    values, so that float64 results agree to round-off.
+    shifted softplus, its Gaussian centers and width) are recomputed in float64
+    by PyG's own formulas from the twin's hyperparameters (not copied from
+    equinnp's model), so that float64 results agree to round-off and a wrong
+    radial basis in equinnp still shows.
     """
     from torch_geometric.nn.models import SchNet as PygSchNet
 
@@ -48,6 +50,8 @@ def pyg_schnet_twin(model, interaction_graph, exact_constants: bool = False):
         for module in twin.modules():
             if type(module).__name__ == "ShiftedSoftplus":
                 module.shift = math.log(2.0)
-        twin.distance_expansion.offset = model.distance_expansion.offset.clone()
-        twin.distance_expansion.coeff = model.distance_expansion.coeff
+        # torch_geometric's GaussianSmearing(0, cutoff, num_gaussians), evaluated in float64
+        offset = torch.linspace(0.0, hyper["cutoff"], hyper["num_gaussians"], dtype=torch.float64)
+        twin.distance_expansion.offset = offset.to(twin.distance_expansion.offset.device)
+        twin.distance_expansion.coeff = -0.5 / (offset[1] - offset[0]).item() ** 2
     return twin.eval()
