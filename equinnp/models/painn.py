@@ -100,6 +100,9 @@ class PaiNN(AtomisticModel):
     :class:`PaiNNUpdate`; the atomic energy is a two-layer SiLU MLP of the
     final scalars, :math:`E_i = W_2\,\mathrm{SiLU}(W_1 q_i + b_1) + b_2`.
 
+    Defaults are the paper's MD17/QM9 settings, which are also SchNetPack's
+    (128 features, 3 interactions, 20 Bessel functions, 5 Å cosine cutoff).
+
     Parameters
     ----------
     cutoff : float

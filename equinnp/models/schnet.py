@@ -84,20 +84,28 @@ class SchNet(AtomisticModel):
         h_i^{(t+1)} = h_i^{(t)} + \mathrm{Interaction}^{(t)}(h^{(t)}, \{r_{ij}\})_i, \qquad
         E_i = W_b\,\mathrm{ssp}(W_a h_i^{(T)} + b_a) + b_b
 
+    Defaults are those of PyG's ``SchNet`` and SchNetPack's (128 features,
+    128 filters, 6 interactions, 50 Gaussians between 0 and the cutoff) with
+    SchNetPack's 5 Å cosine cutoff (PyG's default cutoff is 10 Å). They are not
+    the papers' settings: the 2017/2018 papers expand distances in Gaussians
+    every 0.1 Å with a fixed width (γ = 10 Å⁻²) and use 64 features for most
+    benchmarks.
+
     Parameters
     ----------
     cutoff : float
-        Interaction cutoff (Å); also the last Gaussian center.
+        Interaction cutoff (Å); also the last Gaussian center (SchNetPack: 5 Å).
     elements : sequence of int
         Atomic numbers the model accepts.
     hidden_channels : int
-        Atom feature size (paper: 128 in the MD17 / QM9 SchNetPack setup).
+        Atom feature size (PyG, SchNetPack: 128).
     num_filters : int
-        Filter size of the continuous-filter convolution.
+        Filter size of the continuous-filter convolution (PyG, SchNetPack: 128).
     num_interactions : int
-        Number of interaction blocks T.
+        Number of interaction blocks T (PyG, SchNetPack: 6).
     num_gaussians : int
-        Number of Gaussians in the distance expansion between 0 and ``cutoff``.
+        Number of Gaussians in the distance expansion between 0 and ``cutoff``
+        (PyG, SchNetPack: 50), width equal to their spacing.
 
     Shapes: ``Graph`` with N atoms, E edges → ``AtomicOutput.energy`` [N].
     """
