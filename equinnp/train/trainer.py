@@ -265,6 +265,13 @@ class Trainer:
         if self.fitted and not self.resume:
             parts = [f"{key} {self.fitted[key]:.4g}" for key in ("scale", "avg_num_neighbors") if key in self.fitted]
             self._say("fitted from the training split" + (": " + ", ".join(parts) if parts else ""))
+            reference = self.potential.fit_info.get("reference_energies", {})
+            if reference.get("identifiable") is False:
+                self._say(
+                    f"reference energies: the training compositions determine only {reference['rank']} of "
+                    f"{reference['num_elements']} elements; the fitted per-element values are not physical "
+                    "(recorded in the model's metadata). Give model.reference_energies for transferable energies."
+                )
         if self.resume:
             self._say(f"resuming {self.output_dir} after epoch {self.epoch}")
         bar = None
