@@ -30,13 +30,17 @@ def moved(data, atom, by):
 
 
 def test_stale_edges_are_rebuilt_after_an_atom_moves(pot, rmd17_frames):
-    data = plain(rmd17_frames[0])
+    data = plain(rmd17_frames[3])  # aspirin: pairs beyond the cutoff exist
     with_edges = RadiusGraph(pot.cutoff)(data.clone())
-    far = moved(with_edges, 0, [3.5, 0.0, 0.0])  # pairs of atom 0 leave the cutoff
-    fresh = pot(plain(far))
-    stale_count = with_edges.edge_index.shape[1]
-    assert equinnp.neighbors.radius_graph(far.pos, pot.cutoff).edge_index.shape[1] != stale_count
-    out = pot(far)
+    distance = torch.cdist(data.pos, data.pos)
+    a, b = [int(k) for k in ((distance > pot.cutoff) & (distance < pot.cutoff + 1.0)).nonzero()[0]]
+    direction = (data.pos[b] - data.pos[a]) / distance[a, b]
+    near = moved(with_edges, a, (distance[a, b] - pot.cutoff + 0.5) * direction)  # a and b now 3.5 Å apart
+    stale = {tuple(e) for e in with_edges.edge_index.t().tolist()}
+    current = {tuple(e) for e in equinnp.neighbors.radius_graph(near.pos, pot.cutoff).edge_index.t().tolist()}
+    assert (b, a) in current - stale
+    fresh = pot(plain(near))
+    out = pot(near)
     torch.testing.assert_close(out.energy, fresh.energy, rtol=0, atol=0)
     torch.testing.assert_close(out.forces, fresh.forces, rtol=0, atol=0)
 
