@@ -106,8 +106,8 @@ class Potential(nn.Module):
     def _species(self, z: Tensor) -> Tensor:
         if z.dim() != 1:
             raise ValueError(f"z must have shape [N], got {tuple(z.shape)}")
-        if z.numel() and (int(z.min()) < 0 or int(z.max()) > 118):
-            raise ValueError(f"atomic numbers must be in 1..118, got {z[(z < 0) | (z > 118)][0].item()}")
+        if z.numel() and (int(z.min()) < 1 or int(z.max()) > 118):
+            raise ValueError(f"atomic numbers must be in 1..118, got {z[(z < 1) | (z > 118)][0].item()}")
         species = self.species_of_z[z]
         if (species < 0).any():
             from ase.data import chemical_symbols

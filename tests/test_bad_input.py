@@ -85,3 +85,11 @@ def test_bad_elements_and_cutoff():
         equinnp.build_potential("schnet", cutoff=-1.0)
     with pytest.raises(ValueError, match="elements has duplicates"):
         equinnp.build_potential("schnet", elements=[1, 1, 6])
+
+
+def test_atomic_number_zero_is_refused_by_the_potential(pot):
+    from torch_geometric.data import Data
+
+    data = Data(z=torch.tensor([8, 0, 1]), pos=torch.tensor(WATER["pos"], dtype=torch.float32))
+    with pytest.raises(ValueError, match="atomic numbers must be in 1..118, got 0"):
+        pot(data)

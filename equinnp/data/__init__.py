@@ -28,14 +28,3 @@ __all__ = [
     "split_from_indices",
     "validate_structure",
 ]
-__all__ += [
-    "ANIDataset",
-    "ASEDataset",
-    "MD17Dataset",
-    "QM9Dataset",
-    "RMD17Dataset",
-    "SPICEDataset",
-    "load_dataset",
-    "random_split",
-    "split_from_indices",
-]
