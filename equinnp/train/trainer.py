@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import math
 import random
+import sys
 import time
 from pathlib import Path
 from typing import Iterable, Mapping, Optional, Sequence, Union
@@ -276,7 +277,7 @@ class Trainer:
             self._say(f"resuming {self.output_dir} after epoch {self.epoch}")
         bar = None
         steps = len(self.train_loader)
-        if self.ctx.is_main and training["progress_bar"]:
+        if self.ctx.is_main and training["progress_bar"] and sys.stderr.isatty():  # a redirected log gets the epoch lines only
             from tqdm import tqdm
 
             bar = tqdm(total=steps * max_epochs, initial=steps * self.epoch, unit="step", dynamic_ncols=True, leave=False)
