@@ -12,7 +12,6 @@ import os
 
 import pytest
 import torch
-from e3nn import o3
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -32,6 +31,7 @@ from equinnp.nn.cartesian_tensors import (
 )
 from equinnp.testing import contract
 from equinnp.testing.strategies import molecules, random_molecule, rotations
+from equinnp.testing.wigner import wigner_D
 
 GOLDEN = os.path.join(os.path.dirname(__file__), "data", "tensornet_golden.pt")
 ELEMENTS = [1, 6, 7, 8]
@@ -87,21 +87,10 @@ def graph_of(model: TensorNet, data, pos=None) -> Graph:
 
 
 def D_from_matrix(irreps, R):
-    """e3nn's D(R) in float64, and its accuracy.
-
-    e3nn builds its generators in the default dtype and goes through Euler
-    angles, which lose digits near gimbal lock; the error of its ``1o`` block
-    (exactly R) measures that, and sets the tolerance of the comparisons. Higher
-    l blocks lose more digits than the ``1o`` block (up to ~15x seen for l = 2),
-    hence the factor 100; a wrong basis gives errors of order 1.
-    """
-    default = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    try:
-        D, D1 = irreps.D_from_matrix(R), o3.Irreps("1o").D_from_matrix(R)
-    finally:
-        torch.set_default_dtype(default)
-    return D, 1e-10 + 100 * (D1 - R).abs().max().item()
+    """D(R) of ``irreps``, exact in float64 (``equinnp.testing.wigner.wigner_D``, no Euler
+    angles), and the relative tolerance of the comparisons: float64 rounding of the
+    computation under test, far below the error of order 1 that a wrong basis gives."""
+    return wigner_D(irreps, R), 1e-12
 
 
 def tiny(group="O(3)", seed=0, **kw):

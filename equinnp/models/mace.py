@@ -6,23 +6,45 @@ Networks for Fast and Accurate Force Fields"), an atomic cluster expansion
 Per layer t (paper eq. 8-13; blocks in ``equinnp.nn.mace_blocks``):
 
 .. math::
-    A^{(t)}_{i} = \frac{1}{\bar n}\, W \sum_j R^{(t)}(r_{ij}) \left(Y(\hat r_{ij}) \otimes U h^{(t)}_j\right)
-    \qquad
-    h^{(t+1)}_i = W' \sum_{\nu \le \nu_{max}} \mathcal{U}^{(\nu)} w^{(\nu)}_{z_i} A_i^{\otimes\nu}
-                  + \mathrm{FCTP}(h^{(t)}_i, \delta_{z_i})
+    M^{(t)}_{i} = \frac{1}{\bar n}\, W \sum_j R^{(t)}(r_{ij}) \left(Y(\hat r_{ij}) \otimes U h^{(t)}_j\right)
+
+    h^{(t+1)}_i = W' \sum_{\nu \le \nu_{max}} \mathcal{U}^{(\nu)} w^{(\nu)}_{z_i} (A^{(t)}_i)^{\otimes\nu}
+                  \;[+\, s^{(t)}_i]
 
     E_i = \sum_t \mathcal{R}^{(t)}(h^{(t+1)}_i)
 
 with :math:`Y` real spherical harmonics (component normalization) of the
 edge direction, :math:`R` an MLP of the Bessel basis times the polynomial
-envelope, :math:`\bar n` the average number of neighbors (a buffer the
-trainer sets, :meth:`MACE.set_avg_num_neighbors`), readouts :math:`\mathcal R`
-linear except the last (MLP with SiLU). The last layer keeps only scalars. The
-element reference energies E0 and any scale/shift belong to ``Potential``.
+envelope, :math:`\bar n` the average number of neighbors, readouts
+:math:`\mathcal R` linear except the last (MLP with SiLU). The last layer keeps
+only scalars. The element reference energies E0 and any scale/shift belong to
+``Potential``.
 
-Differences from mace-torch 0.3.16 (``ScaleShiftMACE`` with the default
-``RealAgnosticResidualInteractionBlock`` in every layer), none of which changes
-the functions the model can represent:
+Two layouts of the element-dependent connection :math:`\mathrm{FCTP}(\cdot, \delta_{z_i})`
+(a linear map of the channels per irrep and element):
+
+- layers t >= 1 are always residual (mace-torch's ``RealAgnosticResidualInteractionBlock``):
+  :math:`A^{(t)}_i = M^{(t)}_i` and :math:`s^{(t)}_i = \mathrm{FCTP}(h^{(t)}_i, \delta_{z_i})`;
+- the first layer, by default (``residual_first_layer=False``), is mace-torch's
+  ``RealAgnosticInteractionBlock``: :math:`A^{(0)}_i = \mathrm{FCTP}(M^{(0)}_i, \delta_{z_i})`
+  and no :math:`s^{(0)}`. This is the layout of mace-torch 0.3.16's ``MACE``
+  class used as ``MACE(interaction_cls_first=RealAgnosticInteractionBlock,
+  interaction_cls=RealAgnosticResidualInteractionBlock)``, and of the
+  ``ScaleShiftMACE`` that ``mace_run_train --model MACE`` (its default model)
+  builds. An atom without neighbors then has :math:`M = A = h = 0` in every
+  layer and a network energy of exactly 0: its energy is exactly its E0 (plus
+  any shift of ``Potential``).
+- ``residual_first_layer=True`` makes the first layer residual as well
+  (mace-torch's ``ScaleShiftMACE`` with ``interaction_cls_first=RealAgnosticResidualInteractionBlock``,
+  which is what ``mace_run_train --model ScaleShiftMACE`` builds by default).
+  :math:`s^{(0)}_i` depends on the element only, so an isolated atom gets a
+  learned, element-dependent energy on top of E0. This was the only layout of
+  equinnp 0.1.0; its saved files load with it (``legacy_hyperparameters``).
+
+Both layouts match mace-torch number for number with its weights mapped
+(``tests/test_mace.py``, ``tests/data/mace_golden*.pt``). Differences in how
+the functions are evaluated and parametrized, none of which changes the
+functions the model can represent:
 
 - The symmetric contraction uses its own basis (``equinnp.nn.symmetric_contraction``):
   independent symmetrized coupling paths, unit norm, evaluated path by path.
@@ -38,10 +60,28 @@ the functions the model can represent:
   table, batched matrix products, Clebsch-Gordan contraction per atom), see
   ``AtomicBasis.message_and_aggregate``.
 
-``avg_num_neighbors`` is a buffer (saved with the weights): a trainer sets it to
-the training set's mean number of neighbors within the cutoff with
-``model.set_avg_num_neighbors(value)``; the constructor argument is its
-initial value.
+Defaults. Every default hyperparameter is the default of mace-torch 0.3.16's
+training script (``mace_run_train``, its argument parser; its names in
+parentheses): ``cutoff`` 5 Å (``r_max``), ``num_bessel`` 8
+(``num_radial_basis``), ``num_polynomial_cutoff`` 5 (``num_cutoff_basis``),
+``max_ell`` 3, ``correlation`` 3, ``num_interactions`` 2, ``hidden_irreps``
+``128x0e + 128x1o`` (its fallback when neither hidden irreps nor channels are
+given), ``radial_mlp`` [64, 64, 64] (``radial_MLP``), ``readout_mlp`` 16
+(``MLP_irreps=16x0e``), SiLU (``gate``), ``residual_first_layer=False``
+(``--model MACE``), and ``avg_num_neighbors`` computed from the training set
+(``compute_avg_num_neighbors``). The paper defines the architecture these
+hyperparameters parametrize (eq. 8-13: Bessel radial basis with polynomial
+envelope, radial MLP, symmetric contraction of correlation order ν, linear and
+MLP readouts); the settings of its experiments are given there per dataset and
+are not restated here. ``elements`` (H, C, N, O) is equinnp's choice for
+organic molecules; the trainable Bessel frequencies are equinnp's (see above).
+
+``avg_num_neighbors`` (:math:`\bar n`) is data: a buffer saved with the weights.
+Left at None, the model refuses to run until it is set, by
+``Potential.fit(dataset)`` (which calls :meth:`MACE.fit`: the training set's
+mean number of neighbors within the cutoff, over atoms that have neighbors, as
+mace-torch computes it) or by :meth:`MACE.set_avg_num_neighbors`. A number
+given to the constructor is kept by ``fit``.
 
 Shapes: ``Graph`` with N atoms, E edges → ``AtomicOutput.energy`` [N].
 """
@@ -49,7 +89,7 @@ Shapes: ``Graph`` with N atoms, E edges → ``AtomicOutput.energy`` [N].
 from __future__ import annotations
 
 import warnings
-from typing import List, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import torch
 from e3nn import nn as e3nn_nn
@@ -65,42 +105,58 @@ __all__ = ["MACE"]
 
 
 class MACE(AtomisticModel):
-    r"""MACE potential (see the module docstring for the equations).
+    r"""MACE potential (see the module docstring for the equations, the two layouts
+    and where each default comes from: all are mace-torch 0.3.16's training defaults).
 
     Parameters
     ----------
     cutoff : float
-        Cutoff (Å) of the radial basis and the envelope (paper: 5 Å).
+        Cutoff (Å) of the radial basis and the envelope.
     elements : sequence of int
         Atomic numbers the model accepts.
     hidden_irreps : str
-        Irreps of the node features, one multiplicity for all (paper:
-        ``128x0e + 128x1o``; ``128x0e`` for the invariant-message variant).
+        Irreps of the node features, one multiplicity for all (e.g.
+        ``128x0e + 128x1o``; ``128x0e`` for invariant messages).
     max_ell : int
-        Highest degree of the spherical harmonics (paper: 3).
+        Highest degree of the spherical harmonics.
     correlation : int
-        Highest power ν of the product basis; body order ν + 1 (paper: 3).
+        Highest power ν of the product basis; body order ν + 1.
     num_interactions : int
-        Number of layers (paper: 2).
+        Number of layers.
     num_bessel : int
-        Bessel functions of the radial basis (paper: 8).
+        Bessel functions of the radial basis.
     num_polynomial_cutoff : int
-        Exponent p of the polynomial envelope (paper: 5).
+        Exponent p of the polynomial envelope.
     radial_mlp : list of int
-        Hidden widths of the radial MLP (paper: [64, 64, 64]).
+        Hidden widths of the radial MLP.
     readout_mlp : int
-        Width of the last layer's readout MLP (mace-torch: 16).
-    avg_num_neighbors : float
-        Initial value of the neighbor-sum normalization; trainers overwrite it
-        with the training set's mean with :meth:`set_avg_num_neighbors`. The
-        value in effect is the buffer ``avg_num_neighbors`` (saved with the weights).
+        Width of the last layer's readout MLP (mace-torch: ``MLP_irreps=16x0e``).
+    avg_num_neighbors : float or None
+        Normalization :math:`\bar n` of the neighbor sum. None (default): fitted
+        from data by :meth:`fit` (``Potential.fit``) or set with
+        :meth:`set_avg_num_neighbors`; the model raises ``ValueError`` when run
+        before. A number is used as it is (and kept by :meth:`fit`). The value
+        in effect is the buffer ``avg_num_neighbors`` (saved with the weights).
+    residual_first_layer : bool
+        False (default, mace-torch's ``MACE``): the first layer applies the
+        element-dependent map to its message and has no residual, so that an
+        isolated atom's energy is its reference energy. True: the first layer
+        is residual like the others (equinnp 0.1.0's only layout; mace-torch's
+        ``ScaleShiftMACE`` with a residual first block). The parameters differ
+        in the shape of ``interactions.0.skip_tp.weight`` only.
     """
 
     paper = (
         "Batatia, Kovács, Simm, Ortner, Csányi, MACE: Higher Order Equivariant Message Passing "
         "Neural Networks for Fast and Accurate Force Fields, NeurIPS 2022"
     )
-    tiny = dict(hidden_irreps="8x0e + 8x1o", max_ell=2, correlation=2, num_interactions=2, num_bessel=6, radial_mlp=[16, 16])
+    # avg_num_neighbors given, so that tiny test models run without fitting; 1 (no normalization)
+    # keeps their forces on small test molecules well above the round-off of finite differences.
+    tiny = dict(
+        hidden_irreps="8x0e + 8x1o", max_ell=2, correlation=2, num_interactions=2, num_bessel=6, radial_mlp=[16, 16], avg_num_neighbors=1.0
+    )
+    #: Saved configs without ``residual_first_layer`` (equinnp 0.1.0) were trained with a residual first layer.
+    legacy_hyperparameters = {"residual_first_layer": True}
 
     def __init__(
         self,
@@ -115,7 +171,8 @@ class MACE(AtomisticModel):
         num_polynomial_cutoff: int = 5,
         radial_mlp: Sequence[int] = (64, 64, 64),
         readout_mlp: int = 16,
-        avg_num_neighbors: float = 1.0,
+        avg_num_neighbors: Optional[float] = None,
+        residual_first_layer: bool = False,
     ):
         super().__init__(cutoff=cutoff, elements=elements)
         hidden = o3.Irreps(hidden_irreps).simplify()
@@ -126,13 +183,17 @@ class MACE(AtomisticModel):
             raise ValueError(f"num_interactions must be >= 1, got {num_interactions}")
         if max_ell < 0:
             raise ValueError(f"max_ell must be >= 0, got {max_ell}")
-        if not avg_num_neighbors > 0:
-            raise ValueError(f"avg_num_neighbors must be positive, got {avg_num_neighbors}")
+        if avg_num_neighbors is not None and not avg_num_neighbors > 0:
+            raise ValueError(f"avg_num_neighbors must be positive (or None, to be fitted), got {avg_num_neighbors}")
         C = channels.pop()
         E = self.num_elements
         self.hidden_irreps = hidden
         self.num_interactions = num_interactions
-        self.register_buffer("avg_num_neighbors", torch.tensor(float(avg_num_neighbors)))
+        self.residual_first_layer = bool(residual_first_layer)
+        # NaN until fitted; ``_avg_num_neighbors_valid`` records that the buffer holds a
+        # positive value, so that forward needs no device -> host read to check it.
+        self.register_buffer("avg_num_neighbors", torch.tensor(float("nan") if avg_num_neighbors is None else float(avg_num_neighbors)))
+        self._avg_num_neighbors_valid = avg_num_neighbors is not None
 
         irreps_sh = o3.Irreps.spherical_harmonics(max_ell)
         if hidden.count("0o") > 0:  # pseudo-scalars need both parities of every l
@@ -154,8 +215,10 @@ class MACE(AtomisticModel):
         for t in range(num_interactions):
             last = t == num_interactions - 1
             irreps_out = scalars if last else hidden
+            target = irreps_A if t > 0 else (irreps_sh * C).sort().irreps.simplify()
+            residual = t > 0 or self.residual_first_layer
             self.interactions.append(
-                AtomicBasis(irreps_in, irreps_sh, irreps_A if t > 0 else (irreps_sh * C).sort().irreps.simplify(), irreps_out, E, num_bessel, list(radial_mlp))
+                AtomicBasis(irreps_in, irreps_sh, target, irreps_out, E, num_bessel, list(radial_mlp), residual=residual)
             )
             self.products.append(ProductBasis(self.interactions[-1].irreps_target, irreps_out, correlation, E))
             if last:
@@ -180,12 +243,46 @@ class MACE(AtomisticModel):
         if not value > 0:
             raise ValueError(f"avg_num_neighbors must be positive, got {value}")
         self.avg_num_neighbors.fill_(float(value))
+        self._avg_num_neighbors_valid = True
+
+    def fit(self, statistics) -> dict:
+        """Set :math:`\\bar n` from an ``equinnp.data.DatasetStatistics``, unless it was given.
+
+        With ``avg_num_neighbors=None`` at construction: the mean number of
+        neighbors within the cutoff over the atoms that have any
+        (``statistics.avg_num_neighbors(cutoff)``); returns ``{"avg_num_neighbors": value}``.
+        With a number given: keeps it and returns ``{}``.
+        """
+        if self.hyperparameters.get("avg_num_neighbors") is not None:
+            return {}
+        value = float(statistics.avg_num_neighbors(self.cutoff))
+        self.set_avg_num_neighbors(value)
+        return {"avg_num_neighbors": value}
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+        if prefix + "avg_num_neighbors" in state_dict:
+            self._avg_num_neighbors_valid = False  # checked (once) by the next forward
+
+    def _check_avg_num_neighbors(self) -> None:
+        if self._avg_num_neighbors_valid:
+            return
+        value = self.avg_num_neighbors
+        if value.device.type != "meta" and bool(torch.isfinite(value) & (value > 0)):
+            self._avg_num_neighbors_valid = True  # set by a load or written directly into the buffer
+            return
+        raise ValueError(
+            "MACE's average number of neighbors (avg_num_neighbors) is not set: fit it to the training "
+            "structures with pot.fit(dataset) (Potential.fit, or model.fit(DatasetStatistics(dataset))), "
+            "or give it when building the model, build_potential('mace', avg_num_neighbors=...)"
+        )
 
     def features(self, graph: Graph) -> List[Tuple[Tensor, Tensor]]:
         """``(A, h)`` of every layer: atomic basis [N, irreps_A[t].dim] and updated node features [N, irreps_h[t].dim]."""
         return [(from_components(A, irreps), h) for (A, h), irreps in zip(self._run(graph)[1], self.irreps_A)]
 
     def _run(self, graph: Graph):
+        self._check_avg_num_neighbors()
         node_attrs = torch.nn.functional.one_hot(graph.species, self.num_elements).to(graph.pos.dtype)  # [N, K]
         length = graph.edge_length
         edge_radial = self.radial_basis(length) * self.envelope(length).unsqueeze(-1)  # [E, num_bessel]
@@ -206,7 +303,7 @@ class MACE(AtomisticModel):
         energy = graph.pos.new_zeros(graph.species.shape[0])  # [N]
         features = []
         for interaction, product, readout in zip(self.interactions, self.products, self.readouts):
-            A, s = interaction(h, node_attrs, adjacency, edge_sh, edge_radial, self.avg_num_neighbors)
+            A, s = interaction(h, node_attrs, adjacency, edge_sh, edge_radial, self.avg_num_neighbors, graph.species)
             h = product(A, graph.species, s)  # [N, irreps_h.dim]
             energy = energy + readout(h).squeeze(-1)  # [N]
             features.append((A, h))  # A component-major [D, N, C]
@@ -218,5 +315,5 @@ class MACE(AtomisticModel):
     def __repr__(self) -> str:
         return (
             f"{type(self).__name__}(hidden_irreps={self.hidden_irreps}, num_interactions={self.num_interactions}, "
-            f"cutoff={self.cutoff:g}, elements={self.elements})"
+            f"residual_first_layer={self.residual_first_layer}, cutoff={self.cutoff:g}, elements={self.elements})"
         )

@@ -8,7 +8,7 @@ Drautz 2019 (ACE). Features use e3nn's irreps layout; ``r_ij = pos[j] - pos[i]``
 
 from __future__ import annotations
 
-from typing import List, Tuple
+from typing import List, Optional, Tuple
 
 import torch
 from e3nn import nn as e3nn_nn
@@ -32,19 +32,26 @@ class _TensorProductSpec:
 
 
 class AtomicBasis(MessagePassing):
-    r"""One-particle basis :math:`A_i` of a MACE layer, and the element-dependent skip connection.
+    r"""One-particle basis :math:`A_i` of a MACE layer, with its element-dependent connection.
 
     .. math::
-        A_{i,k l_3 m_3} = \frac{1}{\bar n} \sum_{\tilde k} W_{k \tilde k l_3}
+        M_{i,k l_3 m_3} = \frac{1}{\bar n} \sum_{\tilde k} W_{k \tilde k l_3}
             \sum_{j \in \mathcal{N}(i)} \sum_{l_1 m_1 l_2 m_2}
             C^{l_3 m_3}_{l_1 m_1, l_2 m_2}\,
             R_{\tilde k, l_1 l_2 l_3}(r_{ij})\, Y^{m_1}_{l_1}(\hat r_{ij})\, (U h_j)_{\tilde k l_2 m_2}
 
-        s_i = \mathrm{FCTP}(h_i, \delta_{z_i})   \quad\text{(residual, per element)}
-
     :math:`R` is an MLP (SiLU) of the radial basis, giving one weight per channel
     and path of the channel-wise ("uvu") tensor product; :math:`\bar n` is the
-    average number of neighbors; the sum over j is the "add" aggregation.
+    average number of neighbors; the sum over j is the "add" aggregation. The
+    element-dependent map :math:`\mathrm{FCTP}(\cdot, \delta_{z_i})` (a linear
+    map of the channels per irrep and element) is used in one of two ways:
+
+    - ``residual=True`` (mace-torch's ``RealAgnosticResidualInteractionBlock``):
+      :math:`A_i = M_i` and a residual :math:`s_i = \mathrm{FCTP}(h_i, \delta_{z_i})`
+      of the input features, added after the product basis;
+    - ``residual=False`` (mace-torch's ``RealAgnosticInteractionBlock``):
+      :math:`A_i = \mathrm{FCTP}(M_i, \delta_{z_i})` and no residual (``s = None``).
+      An atom without neighbors then has :math:`A_i = 0`.
 
     Parameters
     ----------
@@ -54,28 +61,49 @@ class AtomicBasis(MessagePassing):
         Spherical harmonics of the edge direction.
     irreps_target : o3.Irreps
         Irreps of :math:`A_i` (e.g. ``128x0e+128x1o+128x2e+128x3o``).
-    irreps_skip : o3.Irreps
-        Irreps of the residual :math:`s_i` (the layer's hidden irreps).
+    irreps_skip : o3.Irreps or None
+        Irreps of the residual :math:`s_i` (the layer's hidden irreps); unused
+        (may be None) when ``residual`` is False.
     num_elements : int
         Size of the element one-hot.
     num_radial : int
         Size of the radial basis.
     radial_mlp : list of int
         Hidden widths of :math:`R`.
+    residual : bool
+        Residual connection of the input features (True) or element-dependent
+        map of the message (False), see above.
 
     Shapes: ``h`` [N, irreps_node.dim], ``node_attrs`` [N, num_elements],
     ``edge_sh`` [E, irreps_sh.dim], ``edge_radial`` [E, num_radial] →
     ``A`` [D_target, N, C] (component-major, ``equinnp.nn.irreps.to_components``),
-    ``s`` [N, irreps_skip.dim]. Messages are component-major [D_mid, E, C] so that
+    ``s`` [N, irreps_skip.dim] or None. Messages are component-major [D_mid, E, C] so that
     every Clebsch-Gordan contraction is one matrix product over all edges and channels.
     """
 
-    def __init__(self, irreps_node, irreps_sh, irreps_target, irreps_skip, num_elements: int, num_radial: int, radial_mlp: List[int]):
+    def __init__(
+        self,
+        irreps_node,
+        irreps_sh,
+        irreps_target,
+        irreps_skip,
+        num_elements: int,
+        num_radial: int,
+        radial_mlp: List[int],
+        residual: bool = True,
+    ):
         super().__init__(aggr="add", node_dim=-2)  # features are component-major [D, N, C]
         self.irreps_node, self.irreps_sh = o3.Irreps(irreps_node), o3.Irreps(irreps_sh)
-        self.irreps_target, self.irreps_skip = o3.Irreps(irreps_target), o3.Irreps(irreps_skip)
+        self.irreps_target = o3.Irreps(irreps_target)
+        self.residual = bool(residual)
         self.channels = uniform_multiplicity(self.irreps_node)
-        self.skip_tp = o3.FullyConnectedTensorProduct(self.irreps_node, o3.Irreps(f"{num_elements}x0e"), self.irreps_skip)
+        elements = o3.Irreps(f"{num_elements}x0e")
+        if self.residual:
+            self.irreps_skip = o3.Irreps(irreps_skip)
+            self.skip_tp = o3.FullyConnectedTensorProduct(self.irreps_node, elements, self.irreps_skip)
+        else:
+            self.irreps_skip = None
+            self.skip_tp = o3.FullyConnectedTensorProduct(self.irreps_target, elements, self.irreps_target)
         self.linear_up = o3.Linear(self.irreps_node, self.irreps_node)
         self.irreps_mid, self.instructions = uvu_instructions(self.irreps_node, self.irreps_sh, self.irreps_target)
         # e3nn's TensorProduct with these instructions defines the paths, their normalization
@@ -88,6 +116,8 @@ class AtomicBasis(MessagePassing):
         self.linear = o3.Linear(self.irreps_mid, self.irreps_target)
         self._plan_message()
         self._plan_linear()
+        if not self.residual:
+            self._plan_element_map()
 
     def _plan_message(self) -> None:
         groups = {}
@@ -132,6 +162,20 @@ class AtomicBasis(MessagePassing):
         mid_dims = [ir.dim for _, ir in self.conv_tp.irreps_out]
         self._mid_offsets = [sum(mid_dims[:k]) for k in range(len(mid_dims) + 1)]
 
+    def _plan_element_map(self) -> None:
+        """Weight offset and coefficient of each path (irrep of A) x (element one-hot) -> same irrep of ``skip_tp``."""
+        self._element_blocks = []  # per target block: (weight offset, coefficient)
+        offset, C, K = 0, self.channels, self.skip_tp.irreps_in2.dim
+        for k, ins in enumerate(self.skip_tp.instructions):
+            assert (ins.i_in1, ins.i_in2, ins.i_out, ins.connection_mode) == (k, 0, k, "uvw")
+            l = self.irreps_target[k].ir.l
+            cg = (o3.wigner_3j(l, 0, l, dtype=torch.float64) * ins.path_weight).reshape(2 * l + 1, 2 * l + 1)
+            c = cg[0, 0].item()  # (l x 0 -> l) couples m to m: c * identity
+            assert torch.allclose(cg, c * torch.eye(2 * l + 1, dtype=torch.float64), atol=1e-14)
+            self._element_blocks.append((offset, c))
+            offset += C * K * C
+        self._target_dims = [ir.dim for _, ir in self.irreps_target]
+
     def _apply(self, fn, *args, **kwargs):
         super()._apply(fn, *args, **kwargs)
         with torch.no_grad():  # exact coefficients after a dtype change
@@ -140,14 +184,50 @@ class AtomicBasis(MessagePassing):
         return self
 
     def forward(
-        self, h: Tensor, node_attrs: Tensor, edge_index: Tensor, edge_sh: Tensor, edge_radial: Tensor, avg_num_neighbors: Tensor
-    ) -> Tuple[Tensor, Tensor]:
-        """Returns ``A`` component-major [D_target, N, C] and ``s`` [N, irreps_skip.dim] (e3nn layout)."""
-        s = self.skip_tp(h, node_attrs)  # [N, irreps_skip.dim]
+        self,
+        h: Tensor,
+        node_attrs: Tensor,
+        edge_index: Tensor,
+        edge_sh: Tensor,
+        edge_radial: Tensor,
+        avg_num_neighbors: Tensor,
+        species: Optional[Tensor] = None,
+    ) -> Tuple[Tensor, Optional[Tensor]]:
+        """Returns ``A`` component-major [D_target, N, C] and ``s`` [N, irreps_skip.dim] (e3nn layout), or None.
+
+        ``species`` [N] (optional): the element index of each atom, i.e. ``node_attrs``
+        is its one-hot; lets the element map select weights instead of multiplying
+        by the one-hot (same numbers).
+        """
+        s = self.skip_tp(h, node_attrs) if self.residual else None  # [N, irreps_skip.dim]
         h = to_components(self.linear_up(h), self.irreps_node)  # [D_node, N, C]
         weights = self.radial_mlp(edge_radial)  # [E, paths*C]
         message = self.propagate(edge_index, h=h, edge_sh=edge_sh, weights=weights)  # [D_mid, N, C]
-        return self._mix(message) / avg_num_neighbors, s
+        A = self._mix(message) / avg_num_neighbors  # [D_target, N, C]
+        if not self.residual:
+            A = self._element_map(A, node_attrs, species)
+        return A, s
+
+    def _element_map(self, A: Tensor, node_attrs: Tensor, species: Optional[Tensor] = None) -> Tensor:
+        """e3nn's ``skip_tp(A, node_attrs)`` (irreps_target x elements -> irreps_target) on component-major A [D, N, C].
+
+        Per irrep block: ``x @ W`` for every element at once ([d, N, K, C]), then the
+        atom's own element is selected (one-hot ``node_attrs``, given ``species``) or
+        the elements are summed with the weights ``node_attrs`` (any attributes).
+        """
+        N, C = A.shape[1], self.channels
+        K = node_attrs.shape[1]
+        weight = self.skip_tp.weight
+        rows = None if species is None else torch.arange(N, device=A.device) * K + species  # [N] in the [N*K] rows
+        blocks = []
+        for x, (offset, c) in zip(torch.split(A, self._target_dims, dim=0), self._element_blocks):
+            W = (weight[offset : offset + C * K * C].view(C, K, C) * c).view(C, K * C)  # weight layout (u, element, w)
+            y = x @ W  # [d, N, K*C]
+            if rows is None:
+                blocks.append(torch.einsum("dnkc,nk->dnc", y.view(-1, N, K, C), node_attrs))  # [d, N, C]
+            else:
+                blocks.append(y.view(-1, N * K, C).index_select(1, rows))  # [d, N, C]
+        return torch.cat(blocks, dim=0)  # [D_target, N, C]
 
     def message(self, h_j: Tensor, edge_sh: Tensor, weights: Tensor) -> Tensor:
         E, C = h_j.shape[1], self.channels
@@ -233,7 +313,9 @@ class ProductBasis(nn.Module):
     .. math::
         h_i^{(t+1)} = W\, \mathrm{SymmetricContraction}_{z_i}(A_i) + s_i
 
-    Shapes: ``A`` [D, N, C] (component-major), ``species`` [N], ``s`` [N, irreps_out.dim] → [N, irreps_out.dim].
+    with :math:`s_i` the atomic basis' residual, or nothing where that block has none.
+
+    Shapes: ``A`` [D, N, C] (component-major), ``species`` [N], ``s`` [N, irreps_out.dim] or None → [N, irreps_out.dim].
     """
 
     def __init__(self, irreps_in, irreps_out, correlation: int, num_elements: int):
@@ -242,6 +324,7 @@ class ProductBasis(nn.Module):
         self.symmetric_contraction = SymmetricContraction(self.irreps_in, self.irreps_out, correlation, num_elements)
         self.linear = o3.Linear(self.irreps_out, self.irreps_out)
 
-    def forward(self, A: Tensor, species: Tensor, s: Tensor) -> Tensor:
+    def forward(self, A: Tensor, species: Tensor, s: Optional[Tensor] = None) -> Tensor:
         """``A`` component-major [D, N, C]."""
-        return self.linear(self.symmetric_contraction.contract(A, species)) + s
+        h = self.linear(self.symmetric_contraction.contract(A, species))
+        return h if s is None else h + s
