@@ -123,3 +123,25 @@ def test_forces_under_no_grad_and_inference_mode(mode, rmd17_frames):
         out = pot(fresh)
     torch.testing.assert_close(out.forces, expected.forces, rtol=0, atol=0)
     assert not out.energy.requires_grad and not out.forces.requires_grad
+
+
+def test_potential_fit_and_the_trainer_set_maces_average_neighbor_count(rmd17_frames):
+    from equinnp.train.fitting import fit_postprocessing
+
+    hyper = {k: v for k, v in equinnp.ARCHITECTURES["mace"].tiny.items() if k != "avg_num_neighbors"}
+    expected = DatasetStatistics(rmd17_frames[:3]).avg_num_neighbors(5.0)
+    pot = equinnp.build_potential("mace", elements=[1, 6, 8], **hyper)
+    with pytest.warns(UserWarning, match="not identifiable"):
+        fitted = pot.fit(rmd17_frames[:3])
+    assert fitted["avg_num_neighbors"] == expected == pot.model.avg_num_neighbors.item()
+    assert pot.fit_info["model"] == {"avg_num_neighbors": expected}
+    pot(rmd17_frames[0])  # runs once fitted
+
+    trained = equinnp.build_potential("mace", elements=[1, 6, 8], **hyper)
+    with pytest.warns(UserWarning):
+        fitted = fit_postprocessing(trained, rmd17_frames[:3], {"reference_energies": "fit", "scale": "rms_forces"}, {})
+    assert fitted["avg_num_neighbors"] == expected
+    given = equinnp.build_potential("mace", elements=[1, 6, 8], **{**hyper, "avg_num_neighbors": 3.0})
+    with pytest.warns(UserWarning):
+        fixed = fit_postprocessing(given, rmd17_frames[:3], {"reference_energies": "fit", "scale": "rms_forces"}, {"avg_num_neighbors": 3.0})
+    assert "avg_num_neighbors" not in fixed and given.model.avg_num_neighbors.item() == 3.0
