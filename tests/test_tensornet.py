@@ -48,9 +48,7 @@ def load_torchmdnet_weights(model: TensorNet, state: dict) -> None:
     def take(module, prefix):
         module.load_state_dict({k: state[prefix + k] for k in module.state_dict()})
 
-    with torch.no_grad():
-        model.radial_basis.means.copy_(state[rep + "distance_expansion.means"])
-        model.radial_basis.betas.copy_(state[rep + "distance_expansion.betas"])
+    with torch.no_grad():  # the radial constants are not copied: test_radial_constants_equal_torchmdnets compares them
         e = model.embedding
         e.species_embedding.weight.copy_(state[emb + "emb.weight"][model.elements])
         take(e.pair_embedding, emb + "emb2.")
@@ -110,8 +108,8 @@ def golden():
     return torch.load(GOLDEN, weights_only=True)
 
 
-@pytest.mark.parametrize("group", ["O(3)", "SO(3)"])
-def test_matches_torchmdnet(golden, group):
+def potential_from_golden(golden, group: str) -> equinnp.Potential:
+    """equinnp's TensorNet with the golden file's TorchMD-Net weights (its radial constants are its own)."""
     c = golden["config"]
     assert c["reduce_op"] == "sum" and c["output_model"] == "Scalar" and c["cutoff_lower"] == 0.0
     state = golden[group]["state_dict"]
@@ -122,7 +120,10 @@ def test_matches_torchmdnet(golden, group):
         equivariance_invariance_group=group,
     ).double()
     load_torchmdnet_weights(model, state)
-    pot = equinnp.Potential(model, architecture="tensornet").double().eval()
+    return equinnp.Potential(model, architecture="tensornet").double().eval()
+
+
+def compare_with_golden(pot, golden, group: str, rtol: float = 1e-11) -> None:
     for molecule in golden["molecules"]:
         ref = golden[group][molecule]
         batch = ref["batch"]
@@ -130,8 +131,36 @@ def test_matches_torchmdnet(golden, group):
         out = pot(data)
         energy_error = (out.energy - ref["energy"]).abs().max() / ref["energy"].abs().max()
         force_error = (out.forces - ref["forces"]).abs().max() / ref["forces"].abs().max()
-        assert energy_error < 1e-11, f"{molecule}: energy deviates by {energy_error:.2e} (relative)"
-        assert force_error < 1e-11, f"{molecule}: forces deviate by {force_error:.2e} (relative)"
+        assert energy_error < rtol, f"{molecule}: energy deviates by {energy_error:.2e} (relative)"
+        assert force_error < rtol, f"{molecule}: forces deviate by {force_error:.2e} (relative)"
+
+
+@pytest.mark.parametrize("group", ["O(3)", "SO(3)"])
+def test_matches_torchmdnet(golden, group):
+    compare_with_golden(potential_from_golden(golden, group), golden, group)
+
+
+def test_radial_constants_equal_torchmdnets(golden):
+    """equinnp computes its exp-normal centers and widths itself; they equal TorchMD-Net's
+    (both round the centers to float32 before use: 4e-10 from the exact float64 grid)."""
+    c = golden["config"]
+    rbf = potential_from_golden(golden, "O(3)").model.radial_basis
+    state = golden["O(3)"]["state_dict"]
+    torch.testing.assert_close(rbf.means, state["representation_model.distance_expansion.means"], rtol=0, atol=6e-8)
+    torch.testing.assert_close(rbf.betas, state["representation_model.distance_expansion.betas"], rtol=1e-7, atol=0)
+    assert rbf.alpha == 5.0 / (c["cutoff_upper"] - c["cutoff_lower"])
+
+
+@pytest.mark.parametrize("change", ["centers shifted", "widths doubled"])
+def test_parity_fails_with_a_wrong_radial_basis(golden, change):
+    pot = potential_from_golden(golden, "O(3)")
+    with torch.no_grad():
+        if change == "centers shifted":
+            pot.model.radial_basis.means.add_(0.01)
+        else:
+            pot.model.radial_basis.betas.mul_(0.25)
+    with pytest.raises(AssertionError, match="deviate"):
+        compare_with_golden(pot, golden, "O(3)")
 
 
 def test_golden_groups_differ(golden):
