@@ -5,7 +5,8 @@ subprocess with that venv's python), same hyperparameters (paper defaults:
 l_max 3, correlation 3, 2 layers, 8 Bessel functions, radial MLP [64, 64, 64],
 hidden irreps ``128x0e+128x1o`` and ``128x0e``), float32, eager, random
 weights, same thread count, same molecules and the same neighbor list
-(equinnp's, computed once and handed to both). Each side runs its workloads
+(equinnp's, computed once and handed to both), mace-torch's default layout
+(first interaction without residual) on both sides. Each side runs its workloads
 as warm-up + ``repeats`` timed calls and keeps the median; the two sides
 alternate ``rounds`` times per workload and each side's best median is reported
 (the machines are shared: compare only figures from one run).
@@ -59,18 +60,19 @@ def median_time(fn, repeats: int, warmup: int = 1) -> float:
 
 
 def workloads():
-    """[(label, unit, count, Batch with edge_index)] with equinnp's neighbor list attached."""
+    """[(label, unit, count, Batch)] with equinnp's neighbor list attached by ``RadiusGraph``
+    (which records its cutoff and positions, so that equinnp uses it; mace-torch gets its edge_index)."""
     sys.path.insert(0, str(HERE))
     from inference_schnet import aspirin_batch, water_cluster
 
-    from equinnp.neighbors import radius_graph
+    from equinnp.neighbors import RadiusGraph
 
     out = []
     for label, batch, unit, count in [
         ("64 x aspirin (21 atoms)", aspirin_batch(64), "molecules/s", 64),
         ("water cluster (1,029 atoms)", water_cluster(), "atoms/s", 1029),
     ]:
-        batch.edge_index = radius_graph(batch.pos, 5.0, batch=batch.batch).edge_index
+        batch = RadiusGraph(5.0)(batch)
         out.append((label, unit, count, batch))
     return out
 
@@ -116,10 +118,13 @@ def mace_torch_worker(path: str) -> None:
     torch.set_num_threads(job["threads"])
     c = job["config"]
     torch.manual_seed(0)
+    # mace-torch's default MACE layout (as `mace_run_train --model MACE` builds it), equinnp's default too:
+    # a first interaction without residual, residual ones after it
+    first = modules.interaction_classes["RealAgnosticInteractionBlock"]
     block = modules.interaction_classes["RealAgnosticResidualInteractionBlock"]
     model = modules.ScaleShiftMACE(
         r_max=c["cutoff"], num_bessel=c["num_bessel"], num_polynomial_cutoff=5, max_ell=c["max_ell"],
-        interaction_cls=block, interaction_cls_first=block, num_interactions=c["num_interactions"],
+        interaction_cls=block, interaction_cls_first=first, num_interactions=c["num_interactions"],
         num_elements=len(ELEMENTS), hidden_irreps=o3.Irreps(c["hidden_irreps"]), MLP_irreps=o3.Irreps("16x0e"),
         atomic_energies=np.zeros(len(ELEMENTS)), avg_num_neighbors=AVG_NUM_NEIGHBORS, atomic_numbers=ELEMENTS,
         correlation=c["correlation"], gate=torch.nn.functional.silu, radial_MLP=c["radial_mlp"],
