@@ -500,3 +500,16 @@ def test_fused_neighbor_sum_equals_e3nn_tensor_product_per_edge():
     A, _ = plain(h, soft, adjacency, sh[order], radial[order], avg)
     reference = plain.skip_tp(expected, soft)
     assert (from_components(A, plain.irreps_target) - reference).abs().max() <= 1e-12 * reference.abs().max()
+
+
+def test_float32_matches_mace_torch_to_float32_round_off(golden):
+    """The same weights in float32: interaction energies (E - ΣE0) within 5e-6 relative,
+    forces within 2e-5 of the largest component (float64 reference energies keep totals exact)."""
+    pot = potential_from_golden(golden).float()
+    for k in range(len(golden["energy"])):
+        data = from_arrays(golden["z"][k], golden["pos"][k], dtype=torch.float64)
+        out = pot(data)
+        interaction = golden["energy"][k] - pot.reference_energies(pot._species(data.z)).sum()
+        assert (out.energy - golden["energy"][k]).abs().item() <= 5e-6 * max(interaction.abs().item(), 1e-3)
+        forces = golden["forces"][k]
+        assert (out.forces.double() - forces).abs().max() <= 2e-5 * max(forces.abs().max().item(), 1e-12)

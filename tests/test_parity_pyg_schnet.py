@@ -104,3 +104,25 @@ def test_parity_fails_with_a_wrong_radial_basis(schnet_pair, rmd17_frames, chang
     finally:
         expansion.offset.copy_(saved[0])
         expansion.coeff = saved[1]
+
+
+def test_float32_matches_pyg_with_its_own_constants(schnet_pair, rmd17_frames):
+    """In float32, PyG's own float32 constants: agreement to float32 round-off."""
+    import copy
+
+    pot, _ = schnet_pair
+    pot32 = copy.deepcopy(pot).float()
+
+    def interaction_graph(pos, batch):
+        edge_index = radius_graph(pos.detach(), HYPER["cutoff"], batch=batch).edge_index
+        j, i = edge_index
+        return edge_index, (pos[j] - pos[i]).norm(dim=-1)
+
+    twin = pyg_schnet_twin(pot32.model, interaction_graph)  # PyG's float32 ln 2 and Gaussian grid
+    batch = Batch.from_data_list(rmd17_frames[:3])
+    ours = pot32(batch)
+    pos = batch.pos.float().clone().requires_grad_(True)
+    energy = twin(batch.z, pos, batch.batch).squeeze(-1)
+    forces = -torch.autograd.grad(energy.sum(), pos)[0]
+    assert (ours.energy - energy.double()).abs().max() <= 2e-6 * energy.abs().max()
+    assert (ours.forces - forces).abs().max() <= 2e-5 * forces.abs().max()

@@ -82,3 +82,13 @@ def test_parity_is_sensitive_to_the_chunk_order(golden):
         w[F : 2 * F], w[2 * F : 3 * F] = block[2 * F : 3 * F], block[F : 2 * F]
     frame = from_arrays(golden["z"][0], golden["pos"][0], dtype=torch.float64)
     assert not torch.allclose(pot(frame, compute_forces=False).energy, golden["energy"][:1], rtol=1e-6)
+
+
+def test_float32_matches_schnetpack_to_float32_round_off(golden):
+    """The same weights in float32: energies within 2e-6 and forces within 2e-5 of the largest value."""
+    pot = painn_from_schnetpack(golden).float()
+    frames = [from_arrays(z, pos, dtype=torch.float64) for z, pos in zip(golden["z"], golden["pos"])]
+    out = pot(Batch.from_data_list(frames))
+    forces = torch.cat(list(golden["forces"]))
+    assert (out.energy - golden["energy"]).abs().max() <= 2e-6 * golden["energy"].abs().max()
+    assert (out.forces.double() - forces).abs().max() <= 2e-5 * forces.abs().max()

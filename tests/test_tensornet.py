@@ -326,3 +326,15 @@ def test_pair_map_only_for_reverse_pairs():
     assert pair_map(edge_index[:, :3], 3, length[:3]) is None  # an edge without its reverse
     assert pair_map(edge_index, 3, torch.tensor([1.0, 1.5, 2.0, 2.0])) is None  # "reverse" of another length
     assert pair_map(torch.tensor([[1, 0, 1, 0], [0, 1, 0, 1]]), 2, torch.ones(4)) is None  # two images of one pair
+
+
+@pytest.mark.parametrize("group", ["O(3)", "SO(3)"])
+def test_float32_matches_torchmdnet_to_float32_round_off(golden, group):
+    pot = potential_from_golden(golden, group).float()
+    for molecule in golden["molecules"]:
+        ref = golden[group][molecule]
+        batch = ref["batch"]
+        data = type("Batch", (), dict(z=ref["z"], pos=ref["pos"], batch=batch, num_graphs=int(batch.max()) + 1))
+        out = pot(data)
+        assert (out.energy - ref["energy"]).abs().max() <= 2e-6 * ref["energy"].abs().max()
+        assert (out.forces.double() - ref["forces"]).abs().max() <= 2e-5 * ref["forces"].abs().max()
