@@ -10,12 +10,13 @@ from typing import Union
 import torch
 
 from equinnp.models import ARCHITECTURES
+from equinnp.postprocessing.registry import DEFAULT_ENERGY_TERMS, DEFAULT_TRANSFORMS, ENERGY_TERMS, TRANSFORMS
 from equinnp.potential import FORMAT, Potential
 
-__all__ = ["build_potential", "load_potential", "model_hyperparameters", "unknown_key_error"]
+__all__ = ["build_potential", "build_postprocessing", "load_potential", "model_hyperparameters", "unknown_key_error"]
 
 # Keys of a model config that belong to the Potential rather than to the core network.
-POTENTIAL_KEYS = ("dtype", "scale", "shift", "reference_energies")
+POTENTIAL_KEYS = ("dtype", "scale", "shift", "reference_energies", "postprocessing")
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
 
@@ -92,7 +93,33 @@ def build_potential(spec: Union[str, dict, Path], **hyperparameters) -> Potentia
     if dtype_name not in DTYPES:
         raise ValueError(f"dtype must be one of {list(DTYPES)}, got {dtype_name!r}")
     model = ARCHITECTURES[name](**config)
-    return Potential(model, architecture=name, **potential_kwargs).to(DTYPES[dtype_name])
+    stages = build_postprocessing(potential_kwargs.pop("postprocessing", None), model.elements)
+    return Potential(model, architecture=name, **stages, **potential_kwargs).to(DTYPES[dtype_name])
+
+
+def build_postprocessing(spec, elements) -> dict:
+    """``transforms`` and ``energy_terms`` of a potential from a config's ``postprocessing`` section.
+
+    ``spec`` is ``{"transforms": [{"name": ..., **options}], "energy_terms": [...]}``
+    (either list may be omitted: then the defaults, scale/shift and atomic
+    reference energies); None gives the defaults, the pipeline of every file
+    saved by equinnp 0.1.0.
+    """
+    spec = dict(spec or {})
+    unknown = set(spec) - {"transforms", "energy_terms"}
+    if unknown:
+        raise unknown_key_error(sorted(unknown)[0], ["transforms", "energy_terms"], "postprocessing key")
+    built = {}
+    for key, registry, default in (("transforms", TRANSFORMS, DEFAULT_TRANSFORMS), ("energy_terms", ENERGY_TERMS, DEFAULT_ENERGY_TERMS)):
+        stages = []
+        for entry in spec.get(key, default):
+            entry = {"name": entry} if isinstance(entry, str) else dict(entry)
+            stage_name = entry.pop("name", None)
+            if stage_name not in registry:
+                raise unknown_key_error(str(stage_name), registry, f"{key[:-1].replace('_', ' ')}")
+            stages.append(registry[stage_name].from_config(elements, **entry))
+        built[key] = stages
+    return built
 
 
 def load_potential(path, map_location="cpu") -> Potential:

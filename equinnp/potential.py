@@ -11,21 +11,25 @@ from __future__ import annotations
 import copy
 import os
 from pathlib import Path
-from typing import NamedTuple, Optional
+from typing import Dict, List, NamedTuple, Optional, Sequence
 
 import torch
 from torch import Tensor, nn
 
 from equinnp.models.base import AtomisticModel, Graph
 from equinnp.neighbors import radius_graph
+from equinnp.neighbors.precomputed import is_radius_graph, reusable
+from equinnp.neighbors.reverse import reverse_edges
 from equinnp.nn.scatter import scatter_sum
 from equinnp.postprocessing import AtomicReferenceEnergies, ElementScaleShift
+from equinnp.postprocessing.base import AtomicTransform, EnergyTerm
+from equinnp.postprocessing.registry import DEFAULT_ENERGY_TERMS, DEFAULT_TRANSFORMS, ENERGY_TERMS, TRANSFORMS
 
 __all__ = ["Potential", "PotentialOutput", "MIN_DISTANCE"]
 
 MIN_DISTANCE = 0.1  # Å; closer pairs are reported as an input error
 FORMAT = "equinnp-potential"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the config names the postprocessing stages
 
 
 class PotentialOutput(NamedTuple):
@@ -43,6 +47,13 @@ class PotentialOutput(NamedTuple):
         Stress (eV/Å³) of periodic systems; zero for open systems in a mixed batch.
     charges : Tensor, [N], optional
         Partial charges (e) for models that predict them.
+    energy_terms : dict of str to Tensor [B] float64
+        The energy of each postprocessing energy term (e.g. ``reference_energies``);
+        with the network's part they sum to ``energy``.
+    dipole : Tensor, [B, 3], optional
+        Dipole moment (e·Å) of models that predict charges.
+    hessian : Tensor, optional
+        Second derivatives of the energy, when requested.
     """
 
     energy: Tensor
@@ -50,6 +61,9 @@ class PotentialOutput(NamedTuple):
     atomic_energies: Tensor
     stress: Optional[Tensor] = None
     charges: Optional[Tensor] = None
+    energy_terms: Dict[str, Tensor] = {}
+    dipole: Optional[Tensor] = None
+    hessian: Optional[Tensor] = None
 
 
 def _ordinary_tensors(data):
@@ -66,7 +80,12 @@ def _plain_value(value):
 
 
 def _detached(out: PotentialOutput) -> PotentialOutput:
-    return PotentialOutput(*(None if v is None else v.detach() for v in out))
+    def detach(value):
+        if isinstance(value, dict):
+            return {k: v.detach() for k, v in value.items()}
+        return None if value is None else value.detach()
+
+    return PotentialOutput(*(detach(v) for v in out))
 
 
 class Potential(nn.Module):
@@ -79,24 +98,64 @@ class Potential(nn.Module):
     architecture : str
         Its registry name, stored in saved files.
     scale, shift : float or list of float
-        Per-element affine map of the network's atomic energy (eV).
+        Per-element affine map of the network's atomic energy (eV), for the
+        default ``scale_shift`` transform.
     reference_energies : list or dict, optional
-        Atomic reference energies (eV) added per atom.
+        Atomic reference energies (eV) of the default ``reference_energies`` term.
+    transforms : sequence of AtomicTransform, optional
+        Transforms of the per-atom outputs, applied in order (default: ``ElementScaleShift``).
+    energy_terms : sequence of EnergyTerm, optional
+        Additive energy terms (default: ``AtomicReferenceEnergies``). Each is a
+        submodule under its registry name (``pot.reference_energies``).
+
+    The neighbor search runs once, at the largest cutoff of the core network
+    and the energy terms (``search_cutoff``); each consumer sees only the pairs
+    within its own cutoff.
     """
 
-    def __init__(self, model: AtomisticModel, *, architecture: str, scale=1.0, shift=0.0, reference_energies=None):
+    def __init__(self, model: AtomisticModel, *, architecture: str, scale=None, shift=None, reference_energies=None,
+                 transforms: Optional[Sequence[AtomicTransform]] = None, energy_terms: Optional[Sequence[EnergyTerm]] = None):
         super().__init__()
         self.model = model
         self.architecture = architecture
         self.cutoff = model.cutoff
         self.elements = list(model.elements)
-        self.scale_shift = ElementScaleShift(len(self.elements), scale, shift)
-        self.reference_energies = AtomicReferenceEnergies(self.elements, reference_energies)
+        if transforms is None:
+            transforms = [ElementScaleShift(len(self.elements))]
+        if energy_terms is None:
+            energy_terms = [AtomicReferenceEnergies(self.elements)]
+        self.transform_names: List[str] = []
+        self.energy_term_names: List[str] = []
+        for stage, names, kind in [(t, self.transform_names, AtomicTransform) for t in transforms] + [
+            (t, self.energy_term_names, EnergyTerm) for t in energy_terms
+        ]:
+            if not isinstance(stage, kind) or not stage.name:
+                raise ValueError(f"{type(stage).__name__} is not a registered {kind.__name__} (it needs a name)")
+            if hasattr(self, stage.name):
+                raise ValueError(f"two postprocessing stages named {stage.name!r}, or a name that Potential uses itself")
+            self.add_module(stage.name, stage)
+            names.append(stage.name)
+        for value, stage, what in ((scale, "scale_shift", "scale"), (shift, "scale_shift", "shift"),
+                                   (reference_energies, "reference_energies", "reference_energies")):
+            if value is not None:
+                if stage not in self.transform_names + self.energy_term_names:
+                    raise ValueError(f"{what} given but this potential has no {stage!r} stage")
+                getattr(self, stage).set(value) if stage == "reference_energies" else getattr(self, stage).set(**{what: value})
+        term_cutoffs = [t.cutoff for t in self.energy_terms if t.cutoff is not None]
+        self.search_cutoff = max([self.cutoff] + term_cutoffs)
         species_of_z = torch.full((119,), -1, dtype=torch.long)
         species_of_z[torch.tensor(self.elements)] = torch.arange(len(self.elements))
         self.register_buffer("species_of_z", species_of_z, persistent=False)
         #: How the data-dependent constants were obtained (``fit``), saved in the file's metadata.
         self.fit_info: dict = {}
+
+    @property
+    def transforms(self) -> List[AtomicTransform]:
+        return [getattr(self, name) for name in self.transform_names]
+
+    @property
+    def energy_terms(self) -> List[EnergyTerm]:
+        return [getattr(self, name) for name in self.energy_term_names]
 
     @property
     def dtype(self) -> torch.dtype:
@@ -154,56 +213,28 @@ class Potential(nn.Module):
                 cell = pbc = None
         return z, pos.to(self.dtype), batch, num_graphs, cell, pbc
 
-    @staticmethod
-    def _precomputed(data) -> bool:
-        """Edges from ``equinnp.neighbors.RadiusGraph`` come with ``cell_shifts``; an
-        ``edge_index`` alone (a bond graph, as in PyG's QM9) is not a radius graph."""
-        return getattr(data, "edge_index", None) is not None and getattr(data, "cell_shifts", None) is not None
-
-    def _precomputed_edges_valid(self, data, cell: Optional[Tensor]) -> bool:
-        """Whether precomputed edges hold every pair within this model's cutoff at ``data.pos``.
-
-        ``RadiusGraph`` records the radius R it searched (``neighbor_cutoff``, [B])
-        and the positions and cells it searched (``neighbor_pos`` [N, 3],
-        ``neighbor_cell`` [B, 3, 3]). A pair within the cutoff c now was within
-        c + 2d then, d being the largest displacement of an atom, so the edges
-        are complete while 2d <= R - c (the skin) and the cells are unchanged.
-        Edges without these records, or searched with R < c, are refused.
-        """
-        built_with = getattr(data, "neighbor_cutoff", None)
-        built_at = getattr(data, "neighbor_pos", None)
-        if built_with is None or built_at is None:
-            missing = "cutoff" if built_with is None else "positions"
-            raise ValueError(
-                f"precomputed edges (edge_index with cell_shifts) carry no record of the {missing} they were "
-                f"built for, so they cannot be checked against this model's {self.cutoff:g} Å cutoff: attach "
-                f"them with equinnp.neighbors.RadiusGraph({self.cutoff:g}), or delete data.edge_index and "
-                "data.cell_shifts to let the potential search"
-            )
-        radius = float(built_with.min())
-        if radius < self.cutoff:
-            raise ValueError(
-                f"edges were precomputed with a cutoff of {radius:g} Å, shorter than "
-                f"this model's {self.cutoff:g} Å: use RadiusGraph({self.cutoff:g}) or larger"
-            )
-        if built_at.shape != data.pos.shape:
-            raise ValueError(f"data.neighbor_pos has shape {tuple(built_at.shape)} but data.pos {tuple(data.pos.shape)}")
-        if cell is not None:
-            built_cell = getattr(data, "neighbor_cell", None)
-            if built_cell is None or not torch.equal(built_cell.reshape(-1, 3, 3).to(cell.dtype), cell):
-                return False
-        if built_at.numel() == 0:
-            return True
-        moved = torch.linalg.vector_norm(data.pos.detach().double() - built_at.double(), dim=-1).max()
-        return bool(2.0 * moved <= radius - self.cutoff)
-
     def _edges(self, data, pos: Tensor, batch: Tensor, cell: Optional[Tensor], pbc: Optional[Tensor]):
-        """``(edge_index, cell_shifts, precomputed)``: the precomputed edges when they are still
-        complete, else a fresh search at this model's cutoff."""
-        if self._precomputed(data) and self._precomputed_edges_valid(data, cell):
+        """``(edge_index, cell_shifts, precomputed)`` at ``search_cutoff``: the precomputed edges
+        while they are complete (``equinnp.neighbors.precomputed.reusable``), else a fresh search."""
+        if is_radius_graph(data) and reusable(data, self.search_cutoff, cell):
             return data.edge_index, data.cell_shifts, True
-        neighbors = radius_graph(pos.detach(), self.cutoff, batch=batch, cell=cell, pbc=pbc)
+        neighbors = radius_graph(pos.detach(), self.search_cutoff, batch=batch, cell=cell, pbc=pbc)
         return neighbors.edge_index, neighbors.cell_shifts, False
+
+    def _total(self, data, name: str, default: float, num_graphs: int, device) -> Tensor:
+        """``data.charge`` or ``data.spin`` as [B], the default where absent (refused if the model requires it)."""
+        value = getattr(data, name, None)
+        if value is None:
+            if getattr(self.model, f"requires_{name}"):
+                raise ValueError(
+                    f"this {self.architecture} model needs the total {name} of every system: set data.{name} "
+                    f"([B]; e.g. equinnp.data.from_ase reads atoms.info['{name}'])"
+                )
+            return torch.full((num_graphs,), default, dtype=self.dtype, device=device)
+        value = value.reshape(-1).to(self.dtype)
+        if value.shape[0] != num_graphs:
+            raise ValueError(f"data.{name} has {value.shape[0]} values for {num_graphs} systems")
+        return value
 
     # ---------------------------------------------------------------- forward
     def forward(self, data, compute_forces: bool = True, compute_stress: Optional[bool] = None) -> PotentialOutput:
@@ -257,9 +288,9 @@ class Potential(nn.Module):
         if cell is not None and cell_shifts is not None:
             edge_vec = edge_vec + torch.einsum("ek,ekl->el", cell_shifts.to(pos.dtype), cell[batch[i]])  # [E, 3]
         edge_length = torch.linalg.vector_norm(edge_vec, dim=-1)  # [E]
-        if precomputed:  # searched with a possibly larger cutoff
-            keep = edge_length <= self.cutoff
-            edge_index, edge_vec, edge_length = edge_index[:, keep], edge_vec[keep], edge_length[keep]
+        if precomputed:  # searched with a possibly larger radius
+            keep = edge_length <= self.search_cutoff
+            edge_index, edge_vec, edge_length, cell_shifts = edge_index[:, keep], edge_vec[keep], edge_length[keep], cell_shifts[keep]
         if edge_length.numel():
             shortest = int(torch.argmin(edge_length))
             if edge_length[shortest] < MIN_DISTANCE:
@@ -269,6 +300,9 @@ class Potential(nn.Module):
                     f"(less than {MIN_DISTANCE} Å): two atoms on top of each other"
                 )
 
+        reverse = None
+        if self.model.needs_reverse_edges:
+            reverse = reverse_edges(edge_index, cell_shifts, z.shape[0])
         graph = Graph(
             species=species,
             z=z,
@@ -278,11 +312,23 @@ class Potential(nn.Module):
             edge_length=edge_length,
             batch=batch,
             num_graphs=num_graphs,
-            charge=getattr(data, "charge", None),
-            spin=getattr(data, "spin", None),
+            charge=self._total(data, "charge", 0.0, num_graphs, pos.device),
+            spin=self._total(data, "spin", 1.0, num_graphs, pos.device),
+            cell_shifts=cell_shifts.to(pos.dtype),
+            cell=cell,
+            pbc=pbc,
+            reverse_edge=reverse,
         )
-        atomic = self.model(graph)
-        atomic_energies = self.scale_shift(atomic.energy, species) + self.reference_energies(species)  # [N] float64
+        atomic = self.model(graph if self.search_cutoff == self.cutoff else graph.within(self.cutoff))
+        for transform in self.transforms:
+            atomic = transform(atomic, graph)
+        atomic_energies = atomic.energy.double()  # [N]
+        energy_terms = {}
+        for name, term in zip(self.energy_term_names, self.energy_terms):
+            view = graph if term.cutoff is None or term.cutoff == self.search_cutoff else graph.within(term.cutoff)
+            term_energies = term(view, atomic)  # [N] float64
+            energy_terms[name] = scatter_sum(term_energies, batch, num_graphs)  # [B]
+            atomic_energies = atomic_energies + term_energies
         energy = scatter_sum(atomic_energies, batch, num_graphs)  # [B] float64
 
         forces = stress = None
@@ -302,16 +348,18 @@ class Potential(nn.Module):
                 stress = torch.where(
                     periodic.view(-1, 1, 1), d_strain / volume.clamp(min=1e-12).view(-1, 1, 1), torch.zeros_like(d_strain)
                 )
-        return PotentialOutput(energy=energy, forces=forces, atomic_energies=atomic_energies, stress=stress, charges=atomic.charges)
+        return PotentialOutput(energy=energy, forces=forces, atomic_energies=atomic_energies, stress=stress,
+                               charges=atomic.charges, energy_terms=energy_terms)
 
     # ---------------------------------------------------------------- fitting
-    def fit(self, dataset, *, reference_energies="fit", scale="rms_forces", shift=None) -> dict:
+    def fit(self, dataset, *, reference_energies="fit", scale="rms_forces", shift=None, **options) -> dict:
         """Fit the potential's data-dependent constants (not its weights) from structures.
 
-        Sets, in this order: the atomic reference energies (least squares,
-        :func:`equinnp.postprocessing.reference_energy_fit`), the scale of the
-        network's atomic energy, the shift, and the core network's own
-        constants (``AtomisticModel.fit``: MACE's average number of
+        Each postprocessing stage and the core network fit their own constants
+        (``fit`` hooks): first the energy terms (atomic reference energies by
+        least squares, :func:`equinnp.postprocessing.reference_energy_fit`), then
+        the transforms (the scale and shift of the network's atomic energy), then
+        the core network (``AtomisticModel.fit``: MACE's average number of
         neighbors). The trainer calls this before training; call it yourself
         to use a potential built with ``build_potential`` outside the trainer.
 
@@ -329,6 +377,8 @@ class Potential(nn.Module):
             reference energies (for data without forces); a number; None: keep.
         shift : float, list or None
             Per-element shift of the atomic energy; None keeps the current one.
+        **options
+            Options of other stages, by the names in their ``fit_options``.
 
         Returns
         -------
@@ -336,38 +386,21 @@ class Potential(nn.Module):
             What was set: ``reference_energies`` {Z: eV}, ``scale``, ``shift``, and the model's constants.
         """
         from equinnp.data.statistics import DatasetStatistics
-        from equinnp.postprocessing import reference_energy_fit
 
+        options.update(reference_energies=reference_energies, scale=scale, shift=shift)
+        stages = self.energy_terms + self.transforms
+        known = {name for stage in stages for name in stage.fit_options}
+        unknown = sorted(set(options) - known - {"reference_energies", "scale", "shift"})
+        if unknown:
+            raise ValueError(f"unknown fit option(s) {unknown}; the stages of this potential take {sorted(known)}")
         stats = dataset if isinstance(dataset, DatasetStatistics) else DatasetStatistics(dataset)
         fitted, info = {}, {"num_structures": len(stats)}
-        if isinstance(reference_energies, str):
-            if reference_energies != "fit":
-                raise ValueError(f"reference_energies must be 'fit', a dict, a list or None, got {reference_energies!r}")
-            result = reference_energy_fit(stats, self.elements)
-            self.reference_energies.set(result.energies)
-            fitted["reference_energies"] = result.energies
-            info["reference_energies"] = result.info()
-        elif reference_energies is not None:
-            self.reference_energies.set(reference_energies)
-            fitted["reference_energies"] = self.reference_energies.as_dict()
-            info["reference_energies"] = {"method": "given"}
-        if scale is not None:
-            if scale == "rms_forces":
-                value = stats.rms_forces()
-            elif scale == "energy_std":
-                value = stats.energy_residual_std(self.reference_energies.as_dict())
-            elif isinstance(scale, str):
-                raise ValueError(f"scale must be 'rms_forces', 'energy_std', a number or None, got {scale!r}")
-            else:
-                value = scale
-            if not all(v > 0 for v in torch.as_tensor(value, dtype=torch.float64).reshape(-1).tolist()):
-                raise ValueError(f"scale {value} is not positive (constant training labels?)")
-            self.scale_shift.set(scale=value)
-            fitted["scale"] = value
+        for stage in stages:
+            fitted.update(stage.fit(stats, dict(fitted), **{k: options[k] for k in stage.fit_options if k in options}))
+            if getattr(stage, "fit_info", None):
+                info[stage.name] = dict(stage.fit_info)
+        if "scale" in fitted:
             info["scale"] = scale if isinstance(scale, str) else "given"
-        if shift is not None:
-            self.scale_shift.set(shift=shift)
-            fitted["shift"] = shift
         model_constants = self.model.fit(stats)
         fitted.update(model_constants)
         if model_constants:
@@ -383,6 +416,10 @@ class Potential(nn.Module):
             "architecture": self.architecture,
             "hyperparameters": dict(self.model.hyperparameters),
             "dtype": str(self.dtype).replace("torch.", ""),
+            "postprocessing": {
+                "transforms": [{"name": t.name, **t.config()} for t in self.transforms],
+                "energy_terms": [{"name": t.name, **t.config()} for t in self.energy_terms],
+            },
         }
 
     def metadata(self) -> dict:

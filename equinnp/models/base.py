@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 import inspect
-from typing import ClassVar, NamedTuple, Optional, Sequence
+from typing import ClassVar, NamedTuple, Optional, Sequence, Tuple
 
 import torch
 from torch import Tensor, nn
@@ -30,17 +30,29 @@ class Graph(NamedTuple):
     pos : Tensor, [N, 3]
         Positions (Å), possibly strained for the stress derivative.
     edge_index : Tensor, [2, E] long
-        ``edge_index[0] = j`` (neighbor), ``edge_index[1] = i`` (center).
+        ``edge_index[0] = j`` (neighbor), ``edge_index[1] = i`` (center). Edges
+        come sorted by center, then neighbor, then shift, and every edge's
+        reverse is present.
     edge_vec : Tensor, [E, 3]
-        ``r_ij = pos[j] - pos[i] + shift_ij`` (Å).
+        ``r_ij = pos[j] - pos[i] + shift_ij`` (Å), ``shift_ij = cell_shifts @ cell[batch[i]]``.
     edge_length : Tensor, [E]
-        ``|r_ij|`` (Å), all within the model's cutoff.
+        ``|r_ij|`` (Å), all within the consumer's cutoff.
     batch : Tensor, [N] long
         System index of each atom.
     num_graphs : int
         Number of systems B.
-    charge, spin : Tensor, [B], optional
-        Total charge (e) and spin multiplicity per system, when given.
+    charge : Tensor, [B]
+        Total charge (e) per system; 0 where the data gives none.
+    spin : Tensor, [B]
+        Spin multiplicity 2S+1 per system; 1 where the data gives none.
+    cell_shifts : Tensor, [E, 3]
+        Integer lattice-vector multiples of each edge's image (zeros without periodicity).
+    cell, pbc : Tensor, [B, 3, 3] and [B, 3] bool, or None
+        Lattice vectors as rows and periodic directions; None when no system is periodic.
+    reverse_edge : Tensor, [E] long, or None
+        Index of the edge (i → j, -shift) of each edge (j → i, shift): exact in
+        cells shorter than the cutoff. Computed for models that declare
+        ``needs_reverse_edges``; None otherwise.
     """
 
     species: Tensor
@@ -53,6 +65,28 @@ class Graph(NamedTuple):
     num_graphs: int
     charge: Optional[Tensor] = None
     spin: Optional[Tensor] = None
+    cell_shifts: Optional[Tensor] = None
+    cell: Optional[Tensor] = None
+    pbc: Optional[Tensor] = None
+    reverse_edge: Optional[Tensor] = None
+
+    def within(self, cutoff: float) -> "Graph":
+        """The same graph with only the pairs of length <= ``cutoff`` (a mask; edge order kept,
+        ``reverse_edge`` renumbered). Returns ``self`` when every pair is within it."""
+        keep = self.edge_length <= cutoff  # [E]
+        if bool(keep.all()):
+            return self
+        reverse = None
+        if self.reverse_edge is not None:
+            new_index = torch.cumsum(keep, 0) - 1  # [E] position of each kept edge
+            reverse = new_index[self.reverse_edge[keep]]
+        return self._replace(
+            edge_index=self.edge_index[:, keep],
+            edge_vec=self.edge_vec[keep],
+            edge_length=self.edge_length[keep],
+            cell_shifts=None if self.cell_shifts is None else self.cell_shifts[keep],
+            reverse_edge=reverse,
+        )
 
 
 class AtomicOutput(NamedTuple):
@@ -97,6 +131,13 @@ class AtomisticModel(nn.Module):
 
     paper: ClassVar[str] = ""
     tiny: ClassVar[dict] = {}
+    #: The model reads ``graph.charge`` / ``graph.spin``: a batch without them is refused.
+    requires_charge: ClassVar[bool] = False
+    requires_spin: ClassVar[bool] = False
+    #: The model reads ``graph.reverse_edge`` (computed only for models that declare it).
+    needs_reverse_edges: ClassVar[bool] = False
+    #: Per-atom outputs the model predicts (fields of ``AtomicOutput``).
+    outputs: ClassVar[Tuple[str, ...]] = ("energy",)
     #: Values of hyperparameters added after a release, for saved configs that lack them,
     #: so that a file keeps the layout it was trained with (``load_potential``).
     legacy_hyperparameters: ClassVar[dict] = {}

@@ -7,14 +7,15 @@ from typing import Dict, Iterable, List, Mapping, NamedTuple, Optional, Sequence
 
 import numpy as np
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
+from equinnp.postprocessing.base import EnergyTerm
 from equinnp.postprocessing.float64 import keep_float64
 
 __all__ = ["AtomicReferenceEnergies", "ReferenceEnergyFit", "fit_reference_energies", "reference_energy_fit"]
 
 
-class AtomicReferenceEnergies(nn.Module):
+class AtomicReferenceEnergies(EnergyTerm):
     r"""Adds a fixed energy per element, :math:`E_i \mathrel{+}= E^{\mathrm{ref}}_{Z_i}` (eV).
 
     An additive postprocessing term: returns the per-atom contribution [N]
@@ -23,6 +24,8 @@ class AtomicReferenceEnergies(nn.Module):
     -1029.489 eV) would be off by ~1e-5 eV per atom.
     """
 
+    name = "reference_energies"
+    fit_options = ("reference_energies",)
     _apply = keep_float64
 
     def __init__(self, elements: Sequence[int], energies: Optional[Union[Sequence[float], Mapping[int, float]]] = None):
@@ -48,8 +51,28 @@ class AtomicReferenceEnergies(nn.Module):
     def as_dict(self) -> dict:
         return {z: float(e) for z, e in zip(self.elements, self.energies.tolist())}
 
-    def forward(self, species: Tensor) -> Tensor:
-        return self.energies[species]  # [N]
+    def fit(self, statistics, fitted: dict, reference_energies="fit") -> dict:
+        """``reference_energies``: "fit" (least squares, :func:`reference_energy_fit`), a dict or
+        list to set, or None to keep. The fit's rank is recorded under ``fit_info``."""
+        self.fit_info = {}
+        if reference_energies is None:
+            return {}
+        if isinstance(reference_energies, str):
+            if reference_energies != "fit":
+                raise ValueError(f"reference_energies must be 'fit', a dict, a list or None, got {reference_energies!r}")
+            result = reference_energy_fit(statistics, self.elements)
+            self.set(result.energies)
+            self.fit_info = result.info()
+        else:
+            self.set(reference_energies)
+            self.fit_info = {"method": "given"}
+        return {"reference_energies": self.as_dict()}
+
+    def per_atom(self, species: Tensor) -> Tensor:
+        return self.energies[species]  # [N] float64
+
+    def forward(self, graph, atomic) -> Tensor:
+        return self.energies[graph.species]  # [N] float64
 
     def extra_repr(self) -> str:
         return f"energies={self.as_dict()}"

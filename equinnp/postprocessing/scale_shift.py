@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Optional, Sequence, Union
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
+from equinnp.postprocessing.base import AtomicTransform
 from equinnp.postprocessing.float64 import keep_float64
 
 __all__ = ["ElementScaleShift"]
@@ -14,7 +15,7 @@ __all__ = ["ElementScaleShift"]
 Number = Union[float, Sequence[float]]
 
 
-class ElementScaleShift(nn.Module):
+class ElementScaleShift(AtomicTransform):
     r"""Affine map of the network output per element.
 
     .. math:: E_i = \sigma_{Z_i}\, \epsilon_i + \mu_{Z_i}
@@ -28,6 +29,9 @@ class ElementScaleShift(nn.Module):
 
     Shapes: ``energy`` [N] (any float dtype), ``species`` [N] → [N] float64.
     """
+
+    name = "scale_shift"
+    fit_options = ("scale", "shift")
 
     def __init__(self, num_elements: int, scale: Optional[Number] = 1.0, shift: Optional[Number] = 0.0):
         super().__init__()
@@ -54,8 +58,38 @@ class ElementScaleShift(nn.Module):
 
     _apply = keep_float64
 
-    def forward(self, energy: Tensor, species: Tensor) -> Tensor:
+    @classmethod
+    def from_config(cls, elements, **config) -> "ElementScaleShift":
+        return cls(len(elements), **config)
+
+    def fit(self, statistics, fitted: dict, scale=None, shift=None) -> dict:
+        """``scale``: "rms_forces" (RMS of the force components, as MACE), "energy_std"
+        (std of the per-atom energy residuals after the reference energies), a number,
+        or None to keep; ``shift``: a number or per-element list, or None to keep."""
+        out = {}
+        if scale is not None:
+            if scale == "rms_forces":
+                value = statistics.rms_forces()
+            elif scale == "energy_std":
+                value = statistics.energy_residual_std(fitted.get("reference_energies", {}))
+            elif isinstance(scale, str):
+                raise ValueError(f"scale must be 'rms_forces', 'energy_std', a number or None, got {scale!r}")
+            else:
+                value = scale
+            if not all(v > 0 for v in torch.as_tensor(value, dtype=torch.float64).reshape(-1).tolist()):
+                raise ValueError(f"scale {value} is not positive (constant training labels?)")
+            self.set(scale=value)
+            out["scale"] = value
+        if shift is not None:
+            self.set(shift=shift)
+            out["shift"] = shift
+        return out
+
+    def scale_energy(self, energy: Tensor, species: Tensor) -> Tensor:
         return energy.double() * self.scale[species] + self.shift[species]  # [N] float64
+
+    def forward(self, atomic, graph):
+        return atomic._replace(energy=self.scale_energy(atomic.energy, graph.species))
 
     def extra_repr(self) -> str:
         return f"scale={self.scale.tolist()}, shift={self.shift.tolist()}"
