@@ -1,6 +1,6 @@
 """equinnp: neural network potentials on PyTorch Geometric and e3nn."""
 
-__version__ = "0.1.0"
+from equinnp.version import __version__  # noqa: E402
 
 from equinnp import calculators, data, neighbors  # noqa: E402
 from equinnp.build import build_potential, load_potential  # noqa: E402

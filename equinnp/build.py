@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 import inspect
 from pathlib import Path
 from typing import Union
@@ -12,20 +11,13 @@ import torch
 from equinnp.models import ARCHITECTURES
 from equinnp.postprocessing.registry import DEFAULT_ENERGY_TERMS, DEFAULT_TRANSFORMS, ENERGY_TERMS, TRANSFORMS
 from equinnp.potential import FORMAT, Potential
+from equinnp.suggest import unknown_key_error
 
 __all__ = ["build_potential", "build_postprocessing", "load_potential", "model_hyperparameters", "unknown_key_error"]
 
 # Keys of a model config that belong to the Potential rather than to the core network.
 POTENTIAL_KEYS = ("dtype", "scale", "shift", "reference_energies", "postprocessing")
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
-
-
-def unknown_key_error(key: str, valid, where: str) -> ValueError:
-    """A ``ValueError`` naming an unknown key and the closest valid one."""
-    valid = sorted(valid)
-    close = difflib.get_close_matches(key, valid, n=1)
-    hint = f" Did you mean '{close[0]}'?" if close else ""
-    return ValueError(f"unknown {where} '{key}'.{hint} Valid: {', '.join(valid)}")
 
 
 def architecture_class(name: str):

@@ -423,7 +423,7 @@ class Potential(nn.Module):
         }
 
     def metadata(self) -> dict:
-        from equinnp import __version__
+        from equinnp.version import __version__
 
         return {
             "cutoff": self.cutoff,

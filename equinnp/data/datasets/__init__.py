@@ -92,7 +92,7 @@ def load_dataset(path, **keys):
     valid = [name for name in inspect.signature(cls.__init__).parameters if name not in ("self", "path")]
     for key in keys:
         if key not in valid:
-            from equinnp.build import unknown_key_error
+            from equinnp.suggest import unknown_key_error
 
             raise unknown_key_error(key, valid, f"option for {cls.__name__} ({path})")
     return cls(path, **keys)
