@@ -37,7 +37,8 @@ def test_configs_are_found_by_name():
         ("training.lrr=1e-3", "training.lr"),
         ("data.batchsize=4", "data.batch_size"),
         ("ouput_dir=x", "output_dir"),
-        ("training.loss.forces_wieght=1", "training.loss.forces_weight"),
+        ("training.loss.forces_wieght=1", "training.loss.weights.forces"),
+        ("training.loss.weights.forcse=1", "training.loss.weights.forces"),
         ("model.hiden_channels=8", "hidden_channels"),
     ],
 )
@@ -78,15 +79,15 @@ def test_set_overrides_parse_yaml_values_and_dotted_keys():
     config = load_config(
         "demo",
         ["training.lr=5e-4", "training.max_time=null", "training.loss.type=huber", "data.batch_size=4",
-         "training.loss.stages=[{epoch: 3, energy_weight: 1000}]", "model.hidden_channels=8"],
+         "training.loss.stages=[{epoch: 3, weights: {energy: 1000}}]", "model.hidden_channels=8"],
     )
     assert config["training"]["lr"] == 5e-4
     assert config["training"]["max_time"] is None
     assert config["training"]["loss"]["type"] == "huber"
     assert config["data"]["batch_size"] == 4
-    assert config["training"]["loss"]["stages"] == [{"epoch": 3, "energy_weight": 1000}]
+    assert config["training"]["loss"]["stages"] == [{"epoch": 3, "weights": {"energy": 1000}}]
     assert config["model"]["hidden_channels"] == 8
-    assert config["training"]["loss"]["forces_weight"] == load_config("demo")["training"]["loss"]["forces_weight"]
+    assert config["training"]["loss"]["weights"] == load_config("demo")["training"]["loss"]["weights"]
 
 
 def test_override_syntax_errors():

@@ -7,7 +7,7 @@ import torch
 from torch_geometric.data import Batch, Data
 
 from equinnp.potential import PotentialOutput
-from equinnp.train import ExponentialMovingAverage, LearningRateSchedule, MetricAccumulator, WeightedLoss, loss_weights_at
+from equinnp.train import ExponentialMovingAverage, LearningRateSchedule, LossStage, MetricAccumulator, WeightedLoss, loss_weights_at
 
 
 def _batch():
@@ -28,26 +28,27 @@ def _output(energy_errors, force_error):
 
 def test_mse_loss_uses_per_atom_energy_and_force_components():
     output, batch = _output([0.3, -0.4], 0.02)
-    terms = WeightedLoss("mse")(output, batch, energy_weight=2.0, forces_weight=5.0)
+    terms = WeightedLoss("mse")(output, batch, {"energy": 2.0, "forces": 5.0})
     expected_energy = ((0.3 / 3) ** 2 + (0.4 / 2) ** 2) / 2
     expected_forces = 0.02 ** 2
-    assert float(terms.energy) == pytest.approx(expected_energy, rel=1e-6)
-    assert float(terms.forces) == pytest.approx(expected_forces, rel=1e-5)
+    assert list(terms.parts) == ["energy", "forces"]
+    assert float(terms.parts["energy"]) == pytest.approx(expected_energy, rel=1e-6)
+    assert float(terms.parts["forces"]) == pytest.approx(expected_forces, rel=1e-5)
     assert float(terms.total) == pytest.approx(2.0 * expected_energy + 5.0 * expected_forces, rel=1e-5)
 
 
 def test_huber_loss_is_quadratic_inside_and_linear_outside_delta():
     output, batch = _output([0.0, 0.0], 0.02)
-    small = WeightedLoss("huber", huber_delta=0.1)(output, batch, 1.0, 1.0)
-    assert float(small.forces) == pytest.approx(0.5 * 0.02 ** 2, rel=1e-5)
-    large = WeightedLoss("huber", huber_delta=0.01)(output, batch, 1.0, 1.0)
-    assert float(large.forces) == pytest.approx(0.01 * (0.02 - 0.5 * 0.01), rel=1e-5)
+    small = WeightedLoss("huber", huber_delta=0.1)(output, batch, {"energy": 1.0, "forces": 1.0})
+    assert float(small.parts["forces"]) == pytest.approx(0.5 * 0.02 ** 2, rel=1e-5)
+    large = WeightedLoss("huber", huber_delta=0.01)(output, batch, {"energy": 1.0, "forces": 1.0})
+    assert float(large.parts["forces"]) == pytest.approx(0.01 * (0.02 - 0.5 * 0.01), rel=1e-5)
 
 
 def test_loss_backpropagates_into_predictions():
     output, batch = _output([0.3, -0.4], 0.02)
     forces = output.forces.clone().requires_grad_(True)
-    terms = WeightedLoss()(output._replace(forces=forces), batch, 1.0, 1.0)
+    terms = WeightedLoss()(output._replace(forces=forces), batch, {"energy": 1.0, "forces": 1.0})
     terms.total.backward()
     assert forces.grad is not None and torch.allclose(forces.grad, torch.full_like(forces, 2 * 0.02 / 15), rtol=1e-4)
 
@@ -78,10 +79,12 @@ def test_metrics_accumulate_over_batches_like_one_batch():
 
 
 def test_loss_stages_switch_weights_and_lr_at_their_epoch():
-    config = {"energy_weight": 1.0, "forces_weight": 100.0, "stress_weight": 0.0,
-              "stages": [{"epoch": 5, "energy_weight": 1000.0, "forces_weight": 10.0, "lr": 1e-4}]}
-    assert loss_weights_at(config, 4) == {"energy_weight": 1.0, "forces_weight": 100.0, "stress_weight": 0.0}
-    assert loss_weights_at(config, 5) == {"energy_weight": 1000.0, "forces_weight": 10.0, "stress_weight": 0.0, "lr": 1e-4}
+    config = {"weights": {"energy": 1.0, "forces": 100.0, "stress": 0.0},
+              "stages": [{"epoch": 8, "weights": {"forces": 1.0}}, {"epoch": 5, "weights": {"energy": 1000.0, "forces": 10.0}, "lr": 1e-4}]}
+    assert loss_weights_at(config, 4) == LossStage({"energy": 1.0, "forces": 100.0, "stress": 0.0}, None)
+    assert loss_weights_at(config, 5) == LossStage({"energy": 1000.0, "forces": 10.0, "stress": 0.0}, 1e-4)
+    # stages apply in epoch order, each updating the weights in effect; the lr of the last one that sets it holds
+    assert loss_weights_at(config, 9) == LossStage({"energy": 1000.0, "forces": 1.0, "stress": 0.0}, 1e-4)
 
 
 def _optimizer():
@@ -135,8 +138,8 @@ def test_stress_term_covers_periodic_structures_with_labels():
     stress = torch.stack([torch.full((3, 3), 0.013), torch.full((3, 3), 7.0)])  # the open system's value is ignored
     output = PotentialOutput(energy=torch.zeros(2, dtype=torch.float64), forces=torch.zeros(4, 3),
                              atomic_energies=torch.zeros(4, dtype=torch.float64), stress=stress)
-    terms = WeightedLoss()(output, batch, energy_weight=1.0, forces_weight=1.0, stress_weight=10.0)
-    assert float(terms.stress) == pytest.approx(0.003 ** 2, rel=1e-4)
+    terms = WeightedLoss()(output, batch, {"energy": 1.0, "forces": 1.0, "stress": 10.0})
+    assert float(terms.parts["stress"]) == pytest.approx(0.003 ** 2, rel=1e-4)
     assert float(terms.total) == pytest.approx(10.0 * 0.003 ** 2, rel=1e-4)
     accumulator = MetricAccumulator()
     accumulator.update(output, batch)

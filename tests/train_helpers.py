@@ -28,7 +28,7 @@ def tiny_config(output_dir, **training):
             "tensorboard": False,
             "plateau_patience": 0,
             "plateau_factor": 0.5,
-            "loss": {"energy_weight": 1.0, "forces_weight": 10.0, "stages": [{"epoch": 3, "energy_weight": 100.0, "forces_weight": 1.0}]},
+            "loss": {"weights": {"energy": 1.0, "forces": 10.0}, "stages": [{"epoch": 3, "weights": {"energy": 100.0, "forces": 1.0}}]},
         },
     }
     config["training"].update(training)

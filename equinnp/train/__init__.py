@@ -7,7 +7,7 @@
 
 from equinnp.train.config import DEFAULTS, apply_overrides, load_config, resolve_data_path, validate_config
 from equinnp.train.ema import ExponentialMovingAverage
-from equinnp.train.losses import LossTerms, WeightedLoss, loss_weights_at
+from equinnp.train.losses import LossStage, LossTerms, WeightedLoss, loss_weights_at
 from equinnp.train.metrics import MetricAccumulator, evaluate_potential
 from equinnp.train.schedules import LearningRateSchedule
 from equinnp.train.trainer import Trainer, TrainingDivergedError, train
@@ -16,6 +16,7 @@ __all__ = [
     "DEFAULTS",
     "ExponentialMovingAverage",
     "LearningRateSchedule",
+    "LossStage",
     "LossTerms",
     "MetricAccumulator",
     "Trainer",

@@ -57,9 +57,10 @@ def cmd_train(args) -> int:
         print("\nequinnp train: interrupted; continue with the same command and --resume", file=sys.stderr)
         return 130
     test = summary.get("test")
-    if test is not None and "forces_mae" in test and summary["rank"] == 0:
-        print(f"test MAE: energy {test['energy_mae']:.2f} meV, forces {test['forces_mae']:.2f} meV/Å "
-              f"({test['n_structures']} structures)")
+    if test is not None and summary["rank"] == 0:
+        from equinnp.train.reporting import format_metrics
+
+        print(f"test MAE: {format_metrics(test)} ({test['n_structures']} structures)")
     return 0
 
 
@@ -91,11 +92,10 @@ def cmd_evaluate(args) -> int:
     if args.json:
         print(json.dumps(metrics))
         return 0
+    from equinnp.train.reporting import metrics_table
+
     print(f"{args.model} on {args.data}: {metrics['n_structures']} structures")
-    print(f"energy  MAE {metrics['energy_mae']:9.3f} meV    RMSE {metrics['energy_rmse']:9.3f} meV    "
-          f"per atom MAE {metrics['energy_per_atom_mae']:.3f} meV/atom")
-    if "forces_mae" in metrics:
-        print(f"forces  MAE {metrics['forces_mae']:9.3f} meV/Å  RMSE {metrics['forces_rmse']:9.3f} meV/Å")
+    print(metrics_table(metrics))
     if args.plot:
         print(f"parity plot: {args.plot}")
     return 0

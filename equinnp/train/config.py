@@ -20,14 +20,17 @@ working directory) or ``bundled:<file name>`` for a file shipped in
 from __future__ import annotations
 
 import copy
+import difflib
 import math
 import re
+import warnings
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Optional, Union
+from typing import Any, Iterable, List, Mapping, Optional, Union
 
 import yaml
 
-from equinnp.build import unknown_key_error
+from equinnp.suggest import unknown_key_error
+from equinnp.train.outputs import OUTPUTS
 
 __all__ = [
     "DEFAULTS",
@@ -83,11 +86,12 @@ DEFAULTS: dict = {
         "loss": {
             "type": "mse",  # mse | huber
             "huber_delta": 0.01,
-            "energy_weight": 1.0,  # on the per-atom energy error (eV/atom)
-            "forces_weight": 100.0,  # on the force components (eV/Å)
-            "stress_weight": 0.0,  # on the stress components (eV/Å³)
-            # From (0-based) epoch N on, other weights and optionally a new base lr:
-            # [{epoch: 200, energy_weight: ..., forces_weight: ..., lr: ...}, ...]
+            # {output name: weight}, one per entry of equinnp.train.outputs.OUTPUTS; names not
+            # given keep these defaults: energy 1 (per-atom error, eV/atom), forces 100 (force
+            # components, eV/Å), stress and the others 0.
+            "weights": {name: spec.default_weight for name, spec in OUTPUTS.items()},
+            # From (0-based) epoch N on, other weights (updating those in effect) and optionally
+            # a new base lr: [{epoch: 200, weights: {energy: 1000}, lr: ...}, ...]
             "stages": [],
         },
         "reference_energies": "fit",  # fit (least squares on train) | none; model.reference_energies wins
@@ -98,7 +102,7 @@ DEFAULTS: dict = {
     },
 }
 
-STAGE_KEYS = ("epoch", "energy_weight", "forces_weight", "stress_weight", "lr")
+STAGE_KEYS = ("epoch", "weights", "lr")
 CHOICES = {
     ("training", "scheduler"): ("plateau", "cosine", "none"),
     ("training", "loss", "type"): ("mse", "huber"),
@@ -136,7 +140,8 @@ def find_config(name_or_path: Union[str, Path]) -> Path:
     )
 
 
-def load_config(config: Union[str, Path, Mapping, None] = None, overrides: Iterable[str] = ()) -> dict:
+def load_config(config: Union[str, Path, Mapping, None] = None, overrides: Iterable[str] = (),
+                notes: Optional[List[str]] = None) -> dict:
     """Read a config (path, bundled config name or dict), apply overrides, fill defaults, validate.
 
     Parameters
@@ -145,6 +150,9 @@ def load_config(config: Union[str, Path, Mapping, None] = None, overrides: Itera
         A YAML path, a name in ``configs/`` (``"demo"``, ``"schnet"``) or a dict.
     overrides : iterable of str
         ``"dotted.key=value"`` strings; values are parsed as YAML.
+    notes : list, optional
+        Receives one line per deprecated key that was read in its new form
+        (the trainer prints them); each is also a ``DeprecationWarning``.
 
     Returns
     -------
@@ -160,10 +168,76 @@ def load_config(config: Union[str, Path, Mapping, None] = None, overrides: Itera
             raw = parse_yaml(handle.read()) or {}
         if not isinstance(raw, dict):
             raise ValueError(f"{config}: a config file must hold a mapping, got {type(raw).__name__}")
-    raw = apply_overrides(raw, overrides)
+    found: List[str] = []
+    upgrade_legacy_keys(raw, found)
+    raw = apply_overrides(raw, [_upgrade_override(item, found) for item in overrides or ()])
+    upgrade_legacy_keys(raw, found)  # stages given by an override
+    for note in found:
+        warnings.warn(note, DeprecationWarning, stacklevel=2)
+    if notes is not None:
+        notes.extend(found)
     full = _merge(DEFAULTS, raw, where="")
     validate_config(full)
     return full
+
+
+# ----------------------------------------------------------- deprecated keys
+_LEGACY_WEIGHTS = {f"{name}_weight": name for name in OUTPUTS}  # equinnp 0.1: training.loss.energy_weight, ...
+
+
+def _legacy_note(old: str, new: str, value) -> str:
+    return f"config key {old} is deprecated: read as {new} = {value!r}; write it so"
+
+
+def upgrade_legacy_keys(raw: dict, notes: List[str]) -> None:
+    """Rewrite the loss keys of equinnp 0.1 in place, in their new form, with a note for each.
+
+    ``training.loss.<name>_weight`` becomes ``training.loss.weights.<name>``, and
+    ``<name>_weight`` inside a stage becomes that stage's ``weights.<name>``.
+
+    Raises
+    ------
+    ValueError
+        When both forms of one weight are given, or for a misspelt old key.
+    """
+    training = raw.get("training")
+    loss = training.get("loss") if isinstance(training, dict) else None
+    if not isinstance(loss, dict):
+        return
+    _upgrade_weights(loss, "training.loss", notes)
+    for k, stage in enumerate(loss.get("stages") or []):
+        if isinstance(stage, dict):
+            _upgrade_weights(stage, f"training.loss.stages[{k}]", notes)
+
+
+def _upgrade_weights(section: dict, where: str, notes: List[str]) -> None:
+    for key in list(section):
+        if key in _LEGACY_WEIGHTS:
+            name = _LEGACY_WEIGHTS[key]
+            weights = section.get("weights")
+            if weights is None:
+                weights = section["weights"] = {}
+            if not isinstance(weights, dict):
+                raise ValueError(f"{where}.weights must be a mapping of output name to weight, got {weights!r}")
+            if name in weights:
+                raise ValueError(f"{where} gives both {key} and weights.{name}: keep {where}.weights.{name} only")
+            weights[name] = section.pop(key)
+            notes.append(_legacy_note(f"{where}.{key}", f"{where}.weights.{name}", weights[name]))
+        elif isinstance(key, str) and key not in DEFAULTS["training"]["loss"] and key not in STAGE_KEYS:
+            close = difflib.get_close_matches(key, list(_LEGACY_WEIGHTS), n=1, cutoff=0.8)
+            if close:
+                raise ValueError(f"unknown config key '{where}.{key}'. Did you mean '{where}.weights.{_LEGACY_WEIGHTS[close[0]]}'?")
+
+
+def _upgrade_override(item: str, notes: List[str]) -> str:
+    """``training.loss.forces_weight=10`` → ``training.loss.weights.forces=10`` (with a note)."""
+    key, sep, value = item.partition("=")
+    prefix, _, last = key.strip().rpartition(".")
+    if sep and prefix == "training.loss" and last in _LEGACY_WEIGHTS:
+        new = f"training.loss.weights.{_LEGACY_WEIGHTS[last]}"
+        notes.append(_legacy_note(key.strip(), new, parse_yaml(value) if value.strip() else None))
+        return f"{new}={value}"
+    return item
 
 
 def apply_overrides(config: dict, overrides: Iterable[str]) -> dict:
@@ -285,19 +359,31 @@ def validate_config(config: dict) -> None:
         raise ValueError(f"training.scale must be rms_forces, energy_std, none or a positive number, got {scale!r}")
 
     _number(loss["huber_delta"], "training.loss.huber_delta", 0, strict=True)
-    for key in ("energy_weight", "forces_weight", "stress_weight"):
-        _number(loss[key], f"training.loss.{key}", 0)
+    _validate_weights(loss["weights"], "training.loss.weights")
     if not isinstance(loss["stages"], list):
-        raise ValueError(f"training.loss.stages must be a list of {{epoch: ..., <weights>}}, got {loss['stages']!r}")
+        raise ValueError(f"training.loss.stages must be a list of {{epoch: ..., weights: {{...}}, lr: ...}}, got {loss['stages']!r}")
     for k, stage in enumerate(loss["stages"]):
         if not isinstance(stage, Mapping) or "epoch" not in stage:
             raise ValueError(f"training.loss.stages[{k}] must be a mapping with an 'epoch' key, got {stage!r}")
         for key, value in stage.items():
             if key not in STAGE_KEYS:
                 raise unknown_key_error(str(key), STAGE_KEYS, f"key in training.loss.stages[{k}]:")
-            _number(value, f"training.loss.stages[{k}].{key}", 0, integer=key == "epoch", strict=key == "lr")
+        _number(stage["epoch"], f"training.loss.stages[{k}].epoch", 0, integer=True)
+        if "lr" in stage:
+            _number(stage["lr"], f"training.loss.stages[{k}].lr", 0, strict=True)
+        if "weights" in stage:
+            _validate_weights(stage["weights"], f"training.loss.stages[{k}].weights")
 
     validate_model(config["model"])
+
+
+def _validate_weights(weights, where: str) -> None:
+    if not isinstance(weights, Mapping):
+        raise ValueError(f"{where} must be a mapping of output name to weight, e.g. {{energy: 1.0, forces: 100.0}}, got {weights!r}")
+    for name, value in weights.items():
+        if name not in OUTPUTS:
+            raise unknown_key_error(f"{where}.{name}", [f"{where}.{n}" for n in OUTPUTS], "loss output")
+        _number(value, f"{where}.{name}", 0)
 
 
 def validate_model(model: dict) -> None:

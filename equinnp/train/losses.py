@@ -1,52 +1,74 @@
-"""Weighted energy, force and stress loss.
+"""Weighted loss over the outputs of :data:`equinnp.train.outputs.OUTPUTS`.
+
+.. math::
+    \\mathcal{L} = \\sum_k \\lambda_k \\frac{1}{M_k} \\sum_{m=1}^{M_k} \\ell(y_{km} - \\hat y_{km})
+
+over the outputs k with weight :math:`\\lambda_k > 0` (``training.loss.weights``),
+with :math:`\\ell(x) = x^2` (MSE) or the Huber function and :math:`M_k` the
+number of compared components of output k (:mod:`equinnp.train.outputs`):
+energies per atom (eV/atom), force components (eV/Å), stress components of
+the periodic systems with a stress label (eV/Å³). With the default outputs
+this is
 
 .. math::
     \\mathcal{L} = \\frac{\\lambda_E}{B} \\sum_b \\ell\\Big(\\frac{E_b - \\hat E_b}{N_b}\\Big)
                  + \\frac{\\lambda_F}{3N} \\sum_{i,\\alpha} \\ell\\big(F_{i\\alpha} - \\hat F_{i\\alpha}\\big)
                  + \\frac{\\lambda_\\sigma}{9B_\\sigma} \\sum_{b,\\alpha\\beta} \\ell\\big(\\sigma_{b\\alpha\\beta} - \\hat\\sigma_{b\\alpha\\beta}\\big)
 
-with :math:`\\ell(x) = x^2` (MSE) or the Huber function, energies per atom
-(eV/atom), forces in eV/Å and stress in eV/Å³ (as in MACE, Batatia et al.,
-NeurIPS 2022, eq. 12, with per-atom energies). The stress term runs over the
-periodic systems that carry a stress label.
+as in MACE (Batatia et al., NeurIPS 2022, eq. 12, with per-atom energies).
 """
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Dict, Mapping, NamedTuple, Optional
 
 import torch
 from torch import Tensor
 from torch.nn import functional as F
 
-__all__ = ["LossTerms", "WeightedLoss", "loss_weights_at"]
+from equinnp.train.outputs import OUTPUTS, paired_values
+
+__all__ = ["LossStage", "LossTerms", "WeightedLoss", "loss_weights_at"]
 
 
 class LossTerms(NamedTuple):
-    """The total loss and its unweighted parts (all scalars)."""
+    """The total loss and the unweighted term of every output compared in the batch (detached scalars).
+
+    ``parts`` holds the outputs whose prediction and label were both present,
+    in :data:`OUTPUTS` order, weighted or not.
+    """
 
     total: Tensor
-    energy: Tensor
-    forces: Tensor
-    stress: Tensor
+    parts: Dict[str, Tensor]
 
 
-def loss_weights_at(loss_config: dict, epoch: int) -> dict:
+class LossStage(NamedTuple):
+    """The loss weights {output name: weight} in effect at an epoch, and the base learning rate a stage set (or None)."""
+
+    weights: Dict[str, float]
+    lr: Optional[float]
+
+
+def loss_weights_at(loss_config: Mapping, epoch: int) -> LossStage:
     """Loss weights (and learning rate, when a stage sets one) in effect at ``epoch`` (0-based).
 
-    The base weights of ``loss_config`` are updated by every entry of
-    ``loss_config["stages"]`` whose ``epoch`` is ``<= epoch``, in epoch order (e.g.
-    MACE's switch to a large energy weight for the last epochs).
+    The base ``loss_config["weights"]`` are updated by the ``weights`` of every
+    entry of ``loss_config["stages"]`` whose ``epoch`` is ``<= epoch``, in epoch
+    order (e.g. MACE's switch to a large energy weight for the last epochs); the
+    last such stage that sets ``lr`` gives the learning rate.
     """
-    weights = {k: float(loss_config[k]) for k in ("energy_weight", "forces_weight", "stress_weight")}
+    weights = {name: float(value) for name, value in loss_config["weights"].items()}
+    lr = None
     for stage in sorted(loss_config.get("stages", []), key=lambda s: s["epoch"]):
         if stage["epoch"] <= epoch:
-            weights.update({k: float(v) for k, v in stage.items() if k != "epoch"})
-    return weights
+            weights.update({name: float(value) for name, value in stage.get("weights", {}).items()})
+            if stage.get("lr") is not None:
+                lr = float(stage["lr"])
+    return LossStage(weights, lr)
 
 
 class WeightedLoss:
-    """Energy (per atom), force and stress loss with configurable weights.
+    """The weighted sum of one error term per output.
 
     Parameters
     ----------
@@ -54,9 +76,10 @@ class WeightedLoss:
     huber_delta : float
         Transition point of the Huber function (in the unit of each term).
 
-    Shapes: prediction ``energy`` [B] (float64), ``forces`` [N, 3], ``stress``
-    [B, 3, 3]; targets ``batch.energy`` [B], ``batch.forces`` [N, 3],
-    ``batch.stress`` [B, 3, 3]; ``batch.batch`` [N].
+    Shapes: predictions as in ``PotentialOutput`` (``energy`` [B] float64,
+    ``forces`` [N, 3], ``stress`` [B, 3, 3], ``charges`` [N], ``dipole`` [B, 3]);
+    labels of the same names on the batch, any shape with as many values;
+    ``batch.batch`` [N].
     """
 
     def __init__(self, kind: str = "mse", huber_delta: float = 0.01):
@@ -70,29 +93,52 @@ class WeightedLoss:
             return error.square()
         return F.huber_loss(error, torch.zeros_like(error), reduction="none", delta=self.huber_delta)
 
-    def __call__(self, output, batch, energy_weight: float, forces_weight: float, stress_weight: float = 0.0) -> LossTerms:
-        num_atoms = torch.bincount(batch.batch, minlength=batch.num_graphs)  # [B]
-        # Energies are compared in float64: totals of ~1e5 eV lose meV in float32.
-        energy_error = (output.energy - batch.energy.reshape(-1).double()) / num_atoms.double()  # [B]
-        dtype = output.forces.dtype if output.forces is not None else torch.get_default_dtype()
-        zero = torch.zeros((), dtype=dtype, device=energy_error.device)
-        energy_term = self._elementwise(energy_error.to(dtype)).mean() if energy_weight > 0 else zero
-        forces_term = zero
-        if forces_weight > 0:
-            if output.forces is None:
-                raise ValueError("forces_weight > 0 but the forces were not computed")
-            forces_term = self._elementwise(output.forces - batch.forces.to(dtype)).mean()
-        stress_term = zero
-        if stress_weight > 0 and output.stress is not None and getattr(batch, "stress", None) is not None:
-            stress_term = self._stress_term(output.stress, batch, dtype)
-        total = energy_weight * energy_term + forces_weight * forces_term + stress_weight * stress_term
-        return LossTerms(total, energy_term.detach(), forces_term.detach(), stress_term.detach())
+    def term(self, name: str, output, batch, dtype: torch.dtype) -> Optional[Tensor]:
+        """The unweighted mean loss of output ``name`` (None when its prediction or label is absent)."""
+        pairs = paired_values(name, output, batch)
+        if pairs is None:
+            return None
+        if pairs.prediction.numel() == 0:  # e.g. stress in a batch without periodic systems
+            return torch.zeros((), dtype=dtype, device=pairs.prediction.device)
+        # Energies are compared in float64 (totals of ~1e5 eV lose meV in float32), then cast.
+        error = pairs.prediction - pairs.reference  # [M, ...]
+        if pairs.num_atoms is not None:
+            error = error / pairs.num_atoms.to(error.device).reshape((-1,) + (1,) * (error.dim() - 1))
+        return self._elementwise(error.to(dtype)).mean()
 
-    def _stress_term(self, stress: Tensor, batch, dtype) -> Tensor:
-        pbc = getattr(batch, "pbc", None)
-        periodic = pbc.reshape(-1, 3).any(dim=1) if pbc is not None else torch.ones(stress.shape[0], dtype=torch.bool)
-        target = batch.stress.reshape(-1, 3, 3).to(dtype)  # [B, 3, 3]
-        if not periodic.any():
-            return torch.zeros((), dtype=dtype, device=stress.device)
-        return self._elementwise(stress[periodic].to(dtype) - target[periodic]).mean()
+    def __call__(self, output, batch, weights: Mapping[str, float]) -> LossTerms:
+        """The loss of one batch.
 
+        Parameters
+        ----------
+        output : PotentialOutput
+        batch : Batch
+        weights : dict
+            {output name: weight}; names not given weigh 0.
+
+        Raises
+        ------
+        ValueError
+            An output with a positive weight whose prediction or label is missing.
+        """
+        unknown = sorted(set(weights) - set(OUTPUTS))
+        if unknown:
+            raise ValueError(f"unknown loss output(s) {unknown}; the outputs are {list(OUTPUTS)}")
+        dtype = batch.pos.dtype  # the model's dtype
+        total = torch.zeros((), dtype=dtype, device=batch.pos.device)
+        parts = {}
+        for name in OUTPUTS:
+            weight = float(weights.get(name, 0.0))
+            with torch.set_grad_enabled(weight > 0 and torch.is_grad_enabled()):
+                term = self.term(name, output, batch, dtype)
+            if term is None:
+                if weight > 0:
+                    spec = OUTPUTS[name]
+                    missing = (f"the potential did not return {spec.prediction!r}" if getattr(output, spec.prediction, None) is None
+                               else f"the batch has no {spec.label!r} label")
+                    raise ValueError(f"the loss weight of {name!r} is {weight:g} but {missing}")
+                continue
+            if weight > 0:
+                total = total + weight * term
+            parts[name] = term.detach()
+        return LossTerms(total, parts)

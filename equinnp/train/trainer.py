@@ -31,7 +31,8 @@ from equinnp.train.ema import ExponentialMovingAverage
 from equinnp.train.fitting import fit_postprocessing
 from equinnp.train.losses import WeightedLoss, loss_weights_at
 from equinnp.train.metrics import evaluate_potential
-from equinnp.train.reporting import MetricsLog, format_epoch_line
+from equinnp.train.outputs import OUTPUTS, forward_flags
+from equinnp.train.reporting import MetricsLog, format_epoch_line, format_metrics, metrics_columns
 from equinnp.train.schedules import LearningRateSchedule
 
 __all__ = ["Trainer", "TrainingDivergedError", "train"]
@@ -61,7 +62,8 @@ class Trainer:
 
     def __init__(self, config: Union[dict, str, Path], overrides: Iterable[str] = (), *, resume: bool = False,
                  overwrite: bool = False, callbacks: Sequence = ()):
-        self.config = load_config(config, overrides)
+        self.config_notes: list = []  # deprecated keys read in their new form, printed at setup
+        self.config = load_config(config, overrides, notes=self.config_notes)
         self.resume = resume
         self.overwrite = overwrite
         self.callbacks = list(callbacks)
@@ -85,12 +87,15 @@ class Trainer:
             )
         if training["num_threads"] is not None:
             torch.set_num_threads(training["num_threads"])
+        for note in self.config_notes:
+            self._say(note)
         seed = training["seed"]
         random.seed(seed)
         np.random.seed(seed)
         torch.manual_seed(seed)
 
         self.data = load_run_data(data_config)
+        self.outputs = self._run_outputs()
         model_config = dict(self.config["model"])
         if "elements" not in model_config:
             model_config["elements"] = self.data.elements()
@@ -129,9 +134,33 @@ class Trainer:
             dump_config(self.config, self.output_dir / "config.yaml")
         if self.resume:
             self._load(load_checkpoint(self.output_dir / "last.pt"))
-        self.log = MetricsLog(self.output_dir, training["tensorboard"]) if self.ctx.is_main else None
+        self.log = MetricsLog(self.output_dir, metrics_columns(self.outputs), training["tensorboard"]) if self.ctx.is_main else None
         if self.log is not None:
             self.log.truncate_after(self.epoch)  # a fresh run (--overwrite) starts an empty table
+
+    def _run_outputs(self) -> list:
+        """The outputs this run reports: those with a weight in any stage, and those the training data label.
+
+        Raises
+        ------
+        ValueError
+            For a weighted output that the training data do not label.
+        """
+        loss = self.training["loss"]
+        weighted = {name for name, weight in loss["weights"].items() if weight > 0}
+        weighted |= {name for stage in loss["stages"] for name, weight in stage.get("weights", {}).items() if weight > 0}
+        outputs = []
+        for name, spec in OUTPUTS.items():
+            labelled = any(getattr(record, spec.label, None) is not None for record in self.data.train)
+            if name in weighted and not labelled:
+                raise ValueError(
+                    f"training.loss.weights.{name} > 0 but no training structure of {self.config['data']['train']} "
+                    f"has a {spec.label!r} label: give its key (data.{name}_key for the formats that take one) "
+                    f"or set the weight to 0"
+                )
+            if name in weighted or labelled:
+                outputs.append(name)
+        return outputs
 
     @property
     def evaluated_model(self):
@@ -197,19 +226,18 @@ class Trainer:
         return f", max_time in {int(left) // 60}:{int(left) % 60:02d}"
 
     def _train_epoch(self, epoch: int, weights: dict, start: float, bar) -> tuple:
-        """One pass over the training batches; returns (mean loss terms, stopped by time)."""
+        """One pass over the training batches; returns ({"loss": mean, <output>: mean term}, stopped by time)."""
         self.potential.train()
         self.train_loader.sampler.set_epoch(epoch)
-        sums = torch.zeros(4, dtype=torch.float64)
-        count = 0
+        weighted = [name for name, weight in weights.items() if weight > 0]
+        sums, counts = {}, {}
+        total_sum, count = 0.0, 0
         timed_out = False
-        loss_weights = {k: weights[k] for k in ("energy_weight", "forces_weight", "stress_weight")}
         for step, batch in enumerate(self.train_loader):
             batch = batch.to(self.ctx.device)
-            needs_stress = loss_weights["stress_weight"] > 0 and getattr(batch, "cell", None) is not None
             self.optimizer.zero_grad(set_to_none=True)
-            output = self.potential(batch, compute_forces=True, compute_stress=needs_stress)
-            terms = self.loss_fn(output, batch, **loss_weights)
+            output = self.potential(batch, **forward_flags(weighted, batch))
+            terms = self.loss_fn(output, batch, weights)
             finite = bool(torch.isfinite(terms.total))
             max_time = self.training["max_time"]
             over_time = max_time is not None and self.elapsed + (time.monotonic() - start) >= max_time
@@ -217,8 +245,8 @@ class Trainer:
                 finite = not self.ctx.any_flag(not finite)
                 over_time = self.ctx.any_flag(over_time)
             if not finite:
-                self._diverged(f"the loss became {float(terms.total.detach())} (energy term {float(terms.energy):.4g}, "
-                               f"forces term {float(terms.forces):.4g})", epoch, step)
+                parts = ", ".join(f"{name} term {float(term):.4g}" for name, term in terms.parts.items())
+                self._diverged(f"the loss became {float(terms.total.detach())} ({parts})", epoch, step)
             terms.total.backward()
             self.ctx.average_gradients(self.potential.parameters())
             clip = self.training["clip_grad_norm"]
@@ -229,8 +257,11 @@ class Trainer:
             self.schedule.step_batch()
             if self.ema is not None:
                 self.ema.update(self.potential)
-            sums += torch.stack([t.detach().double().cpu() for t in terms])  # [4]
+            total_sum += float(terms.total.detach())
             count += 1
+            for name, term in terms.parts.items():
+                sums[name] = sums.get(name, 0.0) + float(term)
+                counts[name] = counts.get(name, 0) + 1
             if bar is not None:
                 bar.update(1)
                 bar.set_postfix_str(f"loss {float(terms.total.detach()):.4g}{self._time_left(start)}", refresh=False)
@@ -240,7 +271,7 @@ class Trainer:
             if over_time:
                 timed_out = True
                 break
-        means = (sums / max(count, 1)).tolist()
+        means = {"loss": total_sum / max(count, 1), **{name: sums[name] / counts[name] for name in sums}}
         return means, timed_out
 
     def fit(self) -> dict:
@@ -286,19 +317,19 @@ class Trainer:
         try:
             while self.epoch < max_epochs:
                 epoch = self.epoch
-                weights = loss_weights_at(training["loss"], epoch)
+                loss_stage = loss_weights_at(training["loss"], epoch)
+                weights = loss_stage.weights
                 stage = sum(1 for entry in training["loss"]["stages"] if entry["epoch"] <= epoch)
                 if stage != self.stage:
                     # A new loss: validation losses are compared within a stage only.
                     self.stage = stage
                     self.best_loss, self.bad_epochs = math.inf, 0
                     self.schedule.reset_plateau()
-                    if "lr" in weights:
-                        self.schedule.set_base_lr(weights["lr"])
+                    if loss_stage.lr is not None:
+                        self.schedule.set_base_lr(loss_stage.lr)
                 means, timed_out = self._train_epoch(epoch, weights, start, bar)
                 metrics = evaluate_potential(self.evaluated_model, self.val_loader, self.ctx.device, self.loss_fn,
-                                             {k: weights[k] for k in ("energy_weight", "forces_weight", "stress_weight")},
-                                             distributed=self.ctx.enabled)
+                                             weights, distributed=self.ctx.enabled)
                 self.schedule.step_epoch(epoch, metrics["loss"])
                 self.epoch = epoch + 1
                 improved = metrics["loss"] < self.best_loss
@@ -311,9 +342,9 @@ class Trainer:
                 self.last_metrics = metrics
                 elapsed = self.elapsed + (time.monotonic() - start)
                 row = {"epoch": self.epoch, "time_s": round(elapsed, 3), "lr": self.optimizer.param_groups[0]["lr"],
-                       **{k: weights[k] for k in ("energy_weight", "forces_weight", "stress_weight")},
-                       "train_loss": means[0], "train_energy_loss": means[1], "train_forces_loss": means[2],
-                       "train_stress_loss": means[3], **{f"val_{k}": v for k, v in metrics.items() if k != "n_structures"}}
+                       **{f"{name}_weight": weights.get(name, 0.0) for name in self.outputs},
+                       "train_loss": means["loss"], **{f"train_{name}_loss": means[name] for name in self.outputs if name in means},
+                       **{f"val_{k}": v for k, v in metrics.items() if k != "n_structures"}}
                 if self.log is not None:  # the row first: a resumed run drops rows after its checkpoint
                     self.log.write(row)
                 saved_elapsed, self.elapsed = self.elapsed, elapsed
@@ -321,9 +352,10 @@ class Trainer:
                 self.elapsed = saved_elapsed
                 if self.log is not None:
                     if self.epoch % training["log_every"] == 0 or self.epoch == max_epochs:
-                        self._say(format_epoch_line(self.epoch, max_epochs, row, elapsed, improved))
-                if bar is not None and "val_forces_mae" in row:
-                    bar.set_postfix_str(f"loss {means[0]:.4g} val F {row['val_forces_mae']:.1f} meV/Å{self._time_left(start)}", refresh=True)
+                        self._say(format_epoch_line(self.epoch, max_epochs, row, elapsed, improved, self.outputs))
+                if bar is not None:
+                    bar.set_postfix_str(f"loss {means['loss']:.4g} val {format_metrics(row, 'val_', self.outputs)}"
+                                        f"{self._time_left(start)}", refresh=True)
                 for callback in self.callbacks:
                     if hasattr(callback, "on_epoch_end"):
                         callback.on_epoch_end(self, epoch, row)
@@ -377,11 +409,8 @@ class Trainer:
 
                     parity_plot(arrays, self.output_dir / "parity.png", title=f"{self.potential.architecture}: test set")
                     summary["parity_plot"] = str(self.output_dir / "parity.png")
-                self._say(
-                    f"test ({metrics['n_structures']} structures): energy MAE {metrics['energy_mae']:.2f} meV "
-                    f"({metrics['energy_per_atom_mae']:.2f} meV/atom), RMSE {metrics['energy_rmse']:.2f} meV; "
-                    f"forces MAE {metrics.get('forces_mae', float('nan')):.2f} meV/Å, RMSE {metrics.get('forces_rmse', float('nan')):.2f} meV/Å"
-                )
+                self._say(f"test ({metrics['n_structures']} structures): MAE {format_metrics(metrics)}; "
+                          f"RMSE {format_metrics(metrics, kind='rmse')}")
         if self.ctx.is_main:
             with open(self.output_dir / "summary.json", "w") as handle:
                 json.dump(summary, handle, indent=2)
