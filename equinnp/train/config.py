@@ -71,7 +71,7 @@ DEFAULTS: dict = {
         "device": "auto",  # auto | cpu | cuda | cuda:<k>
         "num_threads": None,  # torch CPU threads; null leaves torch's default
         "max_epochs": 100,
-        "max_time": None,  # seconds; the run stops cleanly after this much training time
+        "max_time": None,  # seconds of training; no epoch starts that would end past it (equinnp.train.stopping)
         "lr": 1e-3,
         "weight_decay": 0.0,
         "amsgrad": True,

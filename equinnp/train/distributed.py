@@ -67,6 +67,14 @@ class DistributedContext:
         dist.all_reduce(value, op=dist.ReduceOp.MAX)
         return bool(value.item() > 0)
 
+    def maximum(self, value: float) -> float:
+        """The largest ``value`` over processes (e.g. a duration measured by each)."""
+        if not self.enabled:
+            return value
+        tensor = torch.tensor([float(value)], dtype=torch.float64, device=self.device if self.device.type == "cuda" else "cpu")
+        dist.all_reduce(tensor, op=dist.ReduceOp.MAX)
+        return float(tensor.item())
+
     def gather_objects(self, obj):
         """A list with every process's ``obj`` (on every process)."""
         if not self.enabled:

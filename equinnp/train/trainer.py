@@ -7,6 +7,9 @@ processes under ``torchrun``, clips them, takes an AdamW step and updates the
 EMA weights. After every epoch the EMA model is validated, the schedule and
 early stopping are advanced, and ``last.pt`` (plus ``best.pt`` and the potential
 file ``model.pt`` when the validation loss improved) are written by rank 0.
+Before every epoch :func:`equinnp.train.stopping.stop_reason` decides whether
+the run has ended (max_epochs, early stopping, the max_time budget); a finished
+run that is resumed is left as it is.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import math
 import random
 import sys
 import time
+import uuid
 from pathlib import Path
 from typing import Iterable, Mapping, Optional, Sequence, Union
 
@@ -34,6 +38,7 @@ from equinnp.train.metrics import evaluate_potential
 from equinnp.train.outputs import OUTPUTS, forward_flags
 from equinnp.train.reporting import MetricsLog, format_epoch_line, format_metrics, metrics_columns
 from equinnp.train.schedules import LearningRateSchedule
+from equinnp.train.stopping import stop_reason
 
 __all__ = ["Trainer", "TrainingDivergedError", "train"]
 
@@ -77,14 +82,35 @@ class Trainer:
 
             tqdm.write(message)
 
+    def _finished_run(self) -> Optional[dict]:
+        """With ``resume``: the summary of a run that has ended and still would (nothing is written then).
+
+        Reads ``last.pt``; a run that may go on keeps the checkpoint for ``_setup``. A
+        run that has ended but whose final evaluation did not complete (no matching
+        ``summary.json``) returns None too: its ``_fit`` goes straight to ``_finish``.
+        """
+        if not self.resume:
+            if (self.output_dir / "last.pt").exists() and not self.overwrite:
+                raise ValueError(
+                    f"{self.output_dir} already holds a run (last.pt): resume it with --resume, "
+                    "or choose another output_dir (--set output_dir=...) or pass --overwrite"
+                )
+            return None
+        self.resume_state = state = load_checkpoint(self.output_dir / "last.pt")
+        reason = stop_reason(self.training, state["epoch"], state["elapsed"], state.get("epoch_time", 0.0), state["bad_epochs"])
+        summary_path = self.output_dir / "summary.json"
+        if reason is None or not summary_path.is_file():
+            return None
+        with open(summary_path) as handle:
+            summary = json.load(handle)
+        if summary.get("epochs") != state["epoch"] or summary.get("run_id") != state.get("run_id"):
+            return None
+        self._say(f"{self.output_dir} is finished: stopped by {reason.kind} after epoch {state['epoch']} ({reason.detail}); "
+                  f"nothing to do, no file changed. To train on, raise {reason.setting} (--set {reason.setting}=...) with --resume")
+        return {**summary, "rank": self.ctx.rank, "already_finished": True}
+
     def _setup(self) -> None:
         training, data_config = self.training, self.config["data"]
-        self.ctx = setup_distributed(str(training["device"]))
-        if not self.resume and (self.output_dir / "last.pt").exists() and not self.overwrite:
-            raise ValueError(
-                f"{self.output_dir} already holds a run (last.pt): resume it with --resume, "
-                "or choose another output_dir (--set output_dir=...) or pass --overwrite"
-            )
         if training["num_threads"] is not None:
             torch.set_num_threads(training["num_threads"])
         for note in self.config_notes:
@@ -120,8 +146,10 @@ class Trainer:
         self.ema = ExponentialMovingAverage(self.potential, training["ema_decay"]) if training["ema_decay"] is not None else None
         self.loss_fn = WeightedLoss(training["loss"]["type"], training["loss"]["huber_delta"])
 
+        self.run_id = uuid.uuid4().hex  # names this run in its checkpoints and summary (not from the seeded RNGs)
         self.epoch = 0  # completed epochs
         self.elapsed = 0.0  # training seconds of earlier sessions of this run
+        self.epoch_time = 0.0  # seconds of the last completed epoch (training, validation, checkpoint)
         self.best_loss = math.inf
         self.best_epoch = 0
         self.best_metrics: Optional[dict] = None
@@ -133,7 +161,8 @@ class Trainer:
             self.output_dir.mkdir(parents=True, exist_ok=True)
             dump_config(self.config, self.output_dir / "config.yaml")
         if self.resume:
-            self._load(load_checkpoint(self.output_dir / "last.pt"))
+            self._load(self.resume_state)
+            self.resume_state = None
         self.log = MetricsLog(self.output_dir, metrics_columns(self.outputs), training["tensorboard"]) if self.ctx.is_main else None
         if self.log is not None:
             self.log.truncate_after(self.epoch)  # a fresh run (--overwrite) starts an empty table
@@ -174,6 +203,8 @@ class Trainer:
             "config": self.config,
             "epoch": self.epoch,
             "elapsed": self.elapsed,
+            "epoch_time": self.epoch_time,
+            "run_id": self.run_id,
             "model": self.potential.state_dict(),
             "ema": self.ema.state_dict() if self.ema is not None else None,
             "optimizer": self.optimizer.state_dict(),
@@ -197,6 +228,9 @@ class Trainer:
         self.schedule.load_state_dict(state["schedule"])
         for key in ("epoch", "elapsed", "best_loss", "best_epoch", "best_metrics", "best_state", "bad_epochs", "stage", "last_metrics"):
             setattr(self, key, state[key])
+        # Checkpoints of equinnp 0.1 have neither: the next epoch's duration is then unknown.
+        self.epoch_time = state.get("epoch_time", 0.0)
+        self.run_id = state.get("run_id")
         rng = state["rng"]
         restore_rng_state(rng[self.ctx.rank] if len(rng) == self.ctx.world_size else rng[0])
 
@@ -226,13 +260,16 @@ class Trainer:
         return f", max_time in {int(left) // 60}:{int(left) % 60:02d}"
 
     def _train_epoch(self, epoch: int, weights: dict, start: float, bar) -> tuple:
-        """One pass over the training batches; returns ({"loss": mean, <output>: mean term}, stopped by time)."""
+        """One pass over the training batches; returns ({"loss": mean, <output>: mean term}, steps).
+
+        When ``max_time`` is reached during the epoch (and an earlier epoch completed), the
+        epoch stops at that step and (None, steps taken) is returned: it is discarded.
+        """
         self.potential.train()
         self.train_loader.sampler.set_epoch(epoch)
         weighted = [name for name, weight in weights.items() if weight > 0]
         sums, counts = {}, {}
         total_sum, count = 0.0, 0
-        timed_out = False
         for step, batch in enumerate(self.train_loader):
             batch = batch.to(self.ctx.device)
             self.optimizer.zero_grad(set_to_none=True)
@@ -268,16 +305,24 @@ class Trainer:
             for callback in self.callbacks:
                 if hasattr(callback, "on_step_end"):
                     callback.on_step_end(self, epoch, step, terms)
-            if over_time:
-                timed_out = True
-                break
+            if over_time and self.epoch > 0:
+                return None, step + 1  # discarded: the run ends with the epoch before (see equinnp.train.stopping)
         means = {"loss": total_sum / max(count, 1), **{name: sums[name] / counts[name] for name in sums}}
-        return means, timed_out
+        return means, count
 
     def fit(self) -> dict:
-        """Train; return a summary (best and final validation metrics, test metrics, file paths)."""
-        self._setup()
+        """Train; return a summary (best and final validation metrics, test metrics, file paths).
+
+        With ``resume``, a run that has finished (:mod:`equinnp.train.stopping`) is left
+        as it is: its saved summary is returned, with ``already_finished`` set.
+        """
+        self.ctx = setup_distributed(str(self.training["device"]))
+        self.log = None
         try:
+            finished = self._finished_run()
+            if finished is not None:
+                return finished
+            self._setup()
             return self._fit()
         finally:
             if self.log is not None:
@@ -312,10 +357,13 @@ class Trainer:
             from tqdm import tqdm
 
             bar = tqdm(total=steps * max_epochs, initial=steps * self.epoch, unit="step", dynamic_ncols=True, leave=False)
-        start = time.monotonic()
-        stopped_by = "max_epochs"
+        reason, discarded = None, None
+        mark = time.monotonic()  # the training clock runs from here, over every epoch and its checkpoint
         try:
-            while self.epoch < max_epochs:
+            while True:
+                reason = stop_reason(training, self.epoch, self.elapsed, self.epoch_time, self.bad_epochs)
+                if reason is not None:
+                    break
                 epoch = self.epoch
                 loss_stage = loss_weights_at(training["loss"], epoch)
                 weights = loss_stage.weights
@@ -327,7 +375,10 @@ class Trainer:
                     self.schedule.reset_plateau()
                     if loss_stage.lr is not None:
                         self.schedule.set_base_lr(loss_stage.lr)
-                means, timed_out = self._train_epoch(epoch, weights, start, bar)
+                means, steps = self._train_epoch(epoch, weights, mark, bar)
+                if means is None:
+                    discarded = (epoch + 1, steps, time.monotonic() - mark)
+                    break
                 metrics = evaluate_potential(self.evaluated_model, self.val_loader, self.ctx.device, self.loss_fn,
                                              weights, distributed=self.ctx.enabled)
                 self.schedule.step_epoch(epoch, metrics["loss"])
@@ -340,38 +391,40 @@ class Trainer:
                 else:
                     self.bad_epochs += 1
                 self.last_metrics = metrics
-                elapsed = self.elapsed + (time.monotonic() - start)
-                row = {"epoch": self.epoch, "time_s": round(elapsed, 3), "lr": self.optimizer.param_groups[0]["lr"],
+                now = time.monotonic()
+                # The slowest process's clock, so that every process takes the same decisions.
+                self.epoch_time = self.ctx.maximum(now - mark)
+                self.elapsed += self.epoch_time
+                mark = now
+                row = {"epoch": self.epoch, "time_s": round(self.elapsed, 3), "lr": self.optimizer.param_groups[0]["lr"],
                        **{f"{name}_weight": weights.get(name, 0.0) for name in self.outputs},
                        "train_loss": means["loss"], **{f"train_{name}_loss": means[name] for name in self.outputs if name in means},
                        **{f"val_{k}": v for k, v in metrics.items() if k != "n_structures"}}
                 if self.log is not None:  # the row first: a resumed run drops rows after its checkpoint
                     self.log.write(row)
-                saved_elapsed, self.elapsed = self.elapsed, elapsed
                 self._save(improved)
-                self.elapsed = saved_elapsed
                 if self.log is not None:
                     if self.epoch % training["log_every"] == 0 or self.epoch == max_epochs:
-                        self._say(format_epoch_line(self.epoch, max_epochs, row, elapsed, improved, self.outputs))
+                        self._say(format_epoch_line(self.epoch, max_epochs, row, self.elapsed, improved, self.outputs))
                 if bar is not None:
                     bar.set_postfix_str(f"loss {means['loss']:.4g} val {format_metrics(row, 'val_', self.outputs)}"
-                                        f"{self._time_left(start)}", refresh=True)
+                                        f"{self._time_left(mark)}", refresh=True)
                 for callback in self.callbacks:
                     if hasattr(callback, "on_epoch_end"):
                         callback.on_epoch_end(self, epoch, row)
-                patience = training["early_stopping_patience"]
-                if timed_out:
-                    stopped_by = "max_time"
-                    break
-                if patience is not None and self.bad_epochs >= patience:
-                    stopped_by = "early_stopping"
-                    break
         finally:
             if bar is not None:
                 bar.close()
-        self.elapsed += time.monotonic() - start
-        if stopped_by != "max_epochs":
-            self._say(f"stopped by {stopped_by} after epoch {self.epoch} ({self.elapsed:.0f} s of training)")
+        if discarded is not None:
+            stopped_by = "max_time"
+            number, steps, seconds = discarded
+            self._say(f"training.max_time = {training['max_time']:g} s reached in epoch {number} after {steps} steps "
+                      f"({seconds:.0f} s): that epoch is discarded (not validated, logged or saved); "
+                      f"the run ends with epoch {self.epoch} ({self.elapsed:.0f} s of training)")
+        else:
+            stopped_by = reason.kind
+            if stopped_by != "max_epochs":
+                self._say(f"stopped by {stopped_by} after epoch {self.epoch} ({reason.detail})")
         return self._finish(stopped_by)
 
     def _finish(self, stopped_by: str) -> dict:
@@ -386,6 +439,7 @@ class Trainer:
             "model": str(model_path),
             "epochs": self.epoch,
             "stopped_by": stopped_by,
+            "run_id": self.run_id,
             "training_time_s": self.elapsed,
             "best_epoch": self.best_epoch,
             "best_val": self.best_metrics,

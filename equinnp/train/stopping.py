@@ -1,0 +1,64 @@
+"""When a run stops: ``max_epochs``, early stopping and the ``max_time`` budget, checked between epochs.
+
+Every logged epoch is a full pass over the training data. Before each epoch
+the trainer asks :func:`stop_reason` whether the run has ended:
+
+- ``max_epochs``: ``max_epochs`` epochs are done;
+- ``early_stopping``: ``early_stopping_patience`` epochs in a row without a
+  better validation loss (counted within a loss stage);
+- ``max_time``: the training time so far plus the duration of the last epoch
+  (the estimate of the next one) would pass ``max_time`` seconds. The first
+  epoch of a run always runs, so that a run has a model to test.
+
+An epoch that reaches ``max_time`` anyway (it ran slower than the last one)
+is stopped at that step and discarded: it is not validated, logged or
+saved, and the run ends with the state of the epoch before, which is what
+``last.pt`` holds. The same check runs when a run is resumed: a run whose
+reason to stop still holds under the resumed config is finished, and
+``--resume`` leaves it as it is; raising the limit that stopped it
+(``--set training.max_epochs=...``) continues it.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple, Optional
+
+__all__ = ["StopReason", "stop_reason"]
+
+
+class StopReason(NamedTuple):
+    """Why a run stops: ``kind`` (max_epochs, early_stopping or max_time), a sentence, and the setting to raise."""
+
+    kind: str
+    detail: str
+    setting: str
+
+
+def stop_reason(training: dict, epoch: int, elapsed: float, epoch_time: float, bad_epochs: int) -> Optional[StopReason]:
+    """The reason a run stops before its next epoch, or None to train on.
+
+    Parameters
+    ----------
+    training : dict
+        The ``training`` section of the run config.
+    epoch : int
+        Completed epochs.
+    elapsed : float
+        Seconds of training so far (all sessions of the run).
+    epoch_time : float
+        Seconds the last epoch took (0 when unknown).
+    bad_epochs : int
+        Epochs in a row without a better validation loss.
+    """
+    max_epochs = training["max_epochs"]
+    if epoch >= max_epochs:
+        return StopReason("max_epochs", f"{epoch} epochs of training.max_epochs = {max_epochs}", "training.max_epochs")
+    patience = training["early_stopping_patience"]
+    if patience is not None and bad_epochs >= patience:
+        return StopReason("early_stopping", f"{bad_epochs} epochs without a better validation loss, "
+                          f"training.early_stopping_patience = {patience}", "training.early_stopping_patience")
+    max_time = training["max_time"]
+    if max_time is not None and epoch >= 1 and (elapsed >= max_time or elapsed + epoch_time > max_time):
+        return StopReason("max_time", f"{elapsed:.0f} s of training, another epoch of ~{epoch_time:.0f} s would pass "
+                          f"training.max_time = {max_time:g} s", "training.max_time")
+    return None
