@@ -21,7 +21,7 @@ def cmd_predict(args) -> int:
     """Energy and forces of a structure file with a saved model (or a fresh one, as a demo)."""
     import ase.io
 
-    from equinnp import build_potential, load_potential
+    from equinnp.build import build_potential
     from equinnp.calculators import EquinnpCalculator
 
     if args.atoms is None:
@@ -40,8 +40,10 @@ def cmd_predict(args) -> int:
         pot = build_potential(args.architecture, elements=elements)
         print(f"model: untrained {args.architecture} (random weights, seed 0), elements {elements}")
     else:
-        pot = load_potential(args.model)
-        print(f"model: {args.model} ({pot.architecture})")
+        from equinnp.train.checkpoint import load_model_file
+
+        pot, description = load_model_file(args.model)
+        print(f"model: {args.model} ({pot.architecture}" + (f"; {description})" if description else ")"))
     atoms.calc = EquinnpCalculator(pot)
     energy = atoms.get_potential_energy()
     forces = atoms.get_forces()
@@ -64,7 +66,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_models)
 
     p = sub.add_parser("predict", help="energy and forces of a structure")
-    p.add_argument("model", nargs="?", help="saved model (.pt); omit for an untrained demo model")
+    p.add_argument("model", nargs="?", help="saved model (model.pt) or training checkpoint (last.pt, best.pt); "
+                                            "omit for an untrained demo model")
     p.add_argument("--atoms", help="structure file readable by ASE (default: a bundled rMD17 ethanol frame)")
     p.add_argument("--index", default="0", help="frame of a multi-frame file (ASE index syntax)")
     p.add_argument("--architecture", default="schnet", help="architecture of the demo model")

@@ -14,7 +14,7 @@ import yaml
 
 from equinnp import load_potential
 from equinnp.train import Trainer, TrainingDivergedError, train
-from train_helpers import tiny_config
+from train_helpers import as_equinnp_0_1, tiny_config
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -62,6 +62,14 @@ def test_uninterrupted_run_writes_its_files_and_learns(uninterrupted):
 def test_stop_at_max_epochs_then_resume_to_more_epochs(uninterrupted, tmp_path):
     reference, reference_out = uninterrupted
     train(tiny_config(tmp_path, max_epochs=2))
+    summary = train(tiny_config(tmp_path), resume=True)
+    _assert_same_run(summary, reference, tmp_path, reference_out)
+
+
+def test_a_checkpoint_of_equinnp_0_1_resumes_exactly(uninterrupted, tmp_path):
+    reference, reference_out = uninterrupted
+    train(tiny_config(tmp_path, max_epochs=2))
+    torch.save(as_equinnp_0_1(torch.load(tmp_path / "last.pt", weights_only=True)), tmp_path / "last.pt")
     summary = train(tiny_config(tmp_path), resume=True)
     _assert_same_run(summary, reference, tmp_path, reference_out)
 

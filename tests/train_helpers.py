@@ -2,6 +2,8 @@
 
 import copy
 
+import numpy as np
+
 from equinnp.models import SchNet
 
 
@@ -33,3 +35,18 @@ def tiny_config(output_dir, **training):
     }
     config["training"].update(training)
     return copy.deepcopy(config)
+
+
+def as_equinnp_0_1(payload):
+    """A checkpoint as equinnp 0.1 wrote it: NumPy's RNG state as an array, no potential config, run id or epoch time."""
+    old = {k: v for k, v in payload.items() if k not in ("potential", "run_id", "epoch_time")}
+    old["rng"] = []
+    for state in payload["rng"]:
+        numpy_state = state["numpy"]
+        old["rng"].append({
+            "python": (state["python"][0], tuple(state["python"][1]), state["python"][2]),
+            "numpy": ("MT19937", numpy_state["key"].numpy().astype(np.uint32), numpy_state["pos"],
+                      numpy_state["has_gauss"], numpy_state["cached_gaussian"]),
+            "torch": state["torch"],
+        })
+    return old

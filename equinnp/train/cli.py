@@ -31,7 +31,7 @@ def register_commands(subparsers) -> None:
     p.set_defaults(func=cmd_train)
 
     p = subparsers.add_parser("evaluate", help="MAE/RMSE of a saved model on a labelled dataset")
-    p.add_argument("model", help="saved potential (model.pt)")
+    p.add_argument("model", help="saved potential (model.pt) or training checkpoint (last.pt, best.pt: its EMA weights)")
     p.add_argument("--data", required=True, help="dataset file (rMD17 .npz, extxyz, ...) or bundled:<file>")
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout and nothing else")
     p.add_argument("--plot", metavar="PATH", help="write a parity plot PNG here")
@@ -65,17 +65,24 @@ def cmd_train(args) -> int:
 
 
 def evaluate_file(model_path, data_path, *, batch_size: int = 64, energy_key=None,
-                  forces_key=None, device: str = "auto", plot=None) -> dict:
-    """Metrics (meV, meV/Å) of a saved potential on a dataset file; optionally a parity plot."""
+                  forces_key=None, device: str = "auto", plot=None, describe=None) -> dict:
+    """Metrics (meV, meV/Å) of a saved potential or training checkpoint on a dataset file; optionally a parity plot.
+
+    ``describe`` is called with a sentence saying what a checkpoint file is
+    (``"a training checkpoint (epoch 12 of runs/demo); evaluating its EMA weights"``).
+    """
     import torch
 
-    from equinnp.build import load_potential
+    from equinnp.train.checkpoint import load_model_file
     from equinnp.train.data import load_records, make_loader, prepare_records
     from equinnp.train.metrics import evaluate_potential
 
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
-    potential = load_potential(model_path).to(device)
+    potential, description = load_model_file(model_path)
+    if description is not None and describe is not None:
+        describe(f"{model_path}: {description}")
+    potential = potential.to(device)
     records = prepare_records(load_records(data_path, energy_key, forces_key), potential.cutoff, potential.dtype)
     loader = make_loader(records, batch_size, shuffle=False)
     metrics, arrays = evaluate_potential(potential, loader, torch.device(device), collect=True)
@@ -87,8 +94,10 @@ def evaluate_file(model_path, data_path, *, batch_size: int = 64, energy_key=Non
 
 
 def cmd_evaluate(args) -> int:
+    # With --json, stdout holds the JSON object only: what the file is goes to stderr.
+    describe = (lambda line: print(line, file=sys.stderr)) if args.json else print
     metrics = evaluate_file(args.model, args.data, batch_size=args.batch_size, energy_key=args.energy_key,
-                            forces_key=args.forces_key, device=args.device, plot=args.plot)
+                            forces_key=args.forces_key, device=args.device, plot=args.plot, describe=describe)
     if args.json:
         print(json.dumps(metrics))
         return 0

@@ -27,7 +27,8 @@ import numpy as np
 import torch
 
 from equinnp.build import build_potential
-from equinnp.train.checkpoint import CHECKPOINT_FORMAT, atomic_torch_save, capture_rng_state, load_checkpoint, restore_rng_state
+from equinnp.train.checkpoint import (CHECKPOINT_FORMAT, atomic_torch_save, capture_rng_state, load_checkpoint, plain_data,
+                                      restore_rng_state)
 from equinnp.train.config import dump_config, load_config
 from equinnp.train.data import load_run_data, make_loader, prepare_records
 from equinnp.train.distributed import setup_distributed
@@ -200,7 +201,8 @@ class Trainer:
     def _state(self) -> dict:
         return {
             "format": CHECKPOINT_FORMAT,
-            "config": self.config,
+            "config": plain_data(self.config),
+            "potential": {"config": plain_data(self.potential.config), "fit_info": plain_data(self.potential.fit_info)},
             "epoch": self.epoch,
             "elapsed": self.elapsed,
             "epoch_time": self.epoch_time,
