@@ -23,7 +23,7 @@ from equinnp.neighbors.reverse import reverse_edges
 from equinnp.nn.scatter import scatter_sum
 from equinnp.postprocessing import AtomicReferenceEnergies, ElementScaleShift
 from equinnp.postprocessing.base import AtomicTransform, EnergyTerm
-from equinnp.postprocessing.registry import DEFAULT_ENERGY_TERMS, DEFAULT_TRANSFORMS, ENERGY_TERMS, TRANSFORMS
+from equinnp.validation import check_atomic_numbers, check_cells, check_positions
 
 __all__ = ["Potential", "PotentialOutput", "MIN_DISTANCE"]
 
@@ -44,7 +44,9 @@ class PotentialOutput(NamedTuple):
     atomic_energies : Tensor, [N] float64
         Per-atom energies after scale, shift and reference energies (eV); they sum to ``energy``.
     stress : Tensor, [B, 3, 3], optional
-        Stress (eV/Å³) of periodic systems; zero for open systems in a mixed batch.
+        Stress (eV/Å³) of periodic systems: the strain derivative divided by the
+        cell's volume (slabs and wires: of the cell as given, vacuum included; NaN
+        when its open rows are zero); zero for open systems in a mixed batch.
     charges : Tensor, [N], optional
         Partial charges (e) for models that predict them.
     energy_terms : dict of str to Tensor [B] float64
@@ -163,10 +165,7 @@ class Potential(nn.Module):
 
     # ------------------------------------------------------------------ input
     def _species(self, z: Tensor) -> Tensor:
-        if z.dim() != 1:
-            raise ValueError(f"z must have shape [N], got {tuple(z.shape)}")
-        if z.numel() and (int(z.min()) < 1 or int(z.max()) > 118):
-            raise ValueError(f"atomic numbers must be in 1..118, got {z[(z < 1) | (z > 118)][0].item()}")
+        check_atomic_numbers(z)
         species = self.species_of_z[z]
         if (species < 0).any():
             from ase.data import chemical_symbols
@@ -181,13 +180,7 @@ class Potential(nn.Module):
 
     def _read_input(self, data):
         z, pos = data.z, data.pos
-        if pos.dim() != 2 or pos.shape[-1] != 3:
-            raise ValueError(f"pos must have shape [N, 3], got {tuple(pos.shape)}")
-        if pos.shape[0] != z.shape[0]:
-            raise ValueError(f"{z.shape[0]} atomic numbers but {pos.shape[0]} positions")
-        if not torch.isfinite(pos).all():
-            atom = int((~torch.isfinite(pos)).any(dim=1).nonzero()[0])
-            raise ValueError(f"position of atom {atom} is not finite: {pos[atom].tolist()}")
+        check_positions(pos, z.shape[0])
         batch = getattr(data, "batch", None)
         if batch is None:
             batch = torch.zeros_like(z)
@@ -201,15 +194,8 @@ class Potential(nn.Module):
             pbc = torch.ones(cell.shape[0], 3, dtype=torch.bool, device=cell.device) if pbc is None else pbc.reshape(-1, 3)
             if cell.shape[0] != num_graphs or pbc.shape[0] != num_graphs:
                 raise ValueError(f"cell has shape {tuple(cell.shape)} and pbc {tuple(pbc.shape)} for {num_graphs} systems: expected [B, 3, 3] and [B, 3]")
-            periodic = pbc.any(dim=1)
-            if not torch.isfinite(cell[periodic]).all():
-                raise ValueError(f"cell is not finite: {cell[periodic].tolist()}")
-            volume = torch.linalg.det(cell).abs()
-            bad = periodic & (volume < 1e-6)
-            if bad.any():
-                k = int(bad.nonzero()[0])
-                raise ValueError(f"cell of system {k} has zero volume: {cell[k].tolist()}")
-            if not periodic.any():
+            check_cells(cell, pbc)
+            if not pbc.any():
                 cell = pbc = None
         return z, pos.to(self.dtype), batch, num_graphs, cell, pbc
 
@@ -345,9 +331,9 @@ class Potential(nn.Module):
                 d_strain = grads[-1] if grads[-1] is not None else torch.zeros_like(strain)
                 volume = torch.linalg.det(cell).abs()  # [B]
                 periodic = pbc.any(dim=1)
-                stress = torch.where(
-                    periodic.view(-1, 1, 1), d_strain / volume.clamp(min=1e-12).view(-1, 1, 1), torch.zeros_like(d_strain)
-                )
+                # a slab or wire whose open rows of the cell are zero has no volume: its stress is undefined (NaN)
+                per_volume = torch.where(volume > 0, d_strain / volume.clamp(min=1e-300).view(-1, 1, 1), torch.full_like(d_strain, float("nan")))
+                stress = torch.where(periodic.view(-1, 1, 1), per_volume, torch.zeros_like(d_strain))
         return PotentialOutput(energy=energy, forces=forces, atomic_energies=atomic_energies, stress=stress,
                                charges=atomic.charges, energy_terms=energy_terms)
 

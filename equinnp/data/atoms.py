@@ -29,6 +29,8 @@ import numpy as np
 import torch
 from torch_geometric.data import Data
 
+from equinnp.validation import check_atomic_numbers, check_cells, check_positions
+
 __all__ = ["from_arrays", "from_ase", "validate_structure"]
 
 MIN_DISTANCE = 0.1  # Å; two atoms closer than this are an input error
@@ -42,38 +44,18 @@ def _as_tensor(value, dtype, name: str) -> torch.Tensor:
 
 
 def validate_structure(z: torch.Tensor, pos: torch.Tensor, cell=None, pbc=None) -> None:
-    """Raise ``ValueError`` naming the problem for malformed atoms.
+    """Raise ``ValueError`` naming the problem for malformed atoms (``equinnp.validation``'s rules).
 
     Checks shapes, atomic numbers in 1..118, finite positions, and for periodic
-    directions a finite cell of non-zero volume.
+    directions a finite cell that is not degenerate.
     """
-    if z.dim() != 1:
-        raise ValueError(f"atomic numbers must have shape [N], got {tuple(z.shape)}")
-    if pos.dim() != 2 or pos.shape[1] != 3:
-        raise ValueError(f"positions must have shape [N, 3], got {tuple(pos.shape)}")
-    if pos.shape[0] != z.shape[0]:
-        raise ValueError(
-            f"{z.shape[0]} atomic numbers but {pos.shape[0]} positions: the counts must match"
-        )
-    if z.numel() and (int(z.min()) < 1 or int(z.max()) > 118):
-        bad = z[(z < 1) | (z > 118)][0].item()
-        raise ValueError(f"atomic number {bad} is not an element (expected 1..118)")
-    if not torch.isfinite(pos).all():
-        atom = int((~torch.isfinite(pos)).any(dim=1).nonzero()[0])
-        raise ValueError(f"position of atom {atom} is not finite: {pos[atom].tolist()}")
+    check_atomic_numbers(z)
+    check_positions(pos, z.shape[0])
     if cell is not None:
         if cell.shape[-2:] != (3, 3):
             raise ValueError(f"cell must have shape [3, 3], got {tuple(cell.shape)}")
-        periodic = pbc is None or bool(torch.as_tensor(pbc).any())
-        if periodic:
-            if not torch.isfinite(cell).all():
-                raise ValueError(f"cell is not finite: {cell.reshape(3, 3).tolist()}")
-            volume = torch.linalg.det(cell.reshape(3, 3).double()).abs().item()
-            if volume < 1e-6:
-                raise ValueError(
-                    f"cell {cell.reshape(3, 3).tolist()} has zero volume ({volume:.3g} Å³) "
-                    "but the structure is periodic"
-                )
+        periodic = torch.ones(1, 3, dtype=torch.bool) if pbc is None else torch.as_tensor(pbc).reshape(1, 3).bool()
+        check_cells(cell.reshape(1, 3, 3), periodic)
 
 
 def from_arrays(

@@ -9,13 +9,10 @@ from torch import Tensor
 
 from equinnp.neighbors import brute_force, cell_list, torch_cluster_backend, vesin_backend
 from equinnp.neighbors.common import NeighborList, Systems
+from equinnp.validation import check_cells, check_positions
 
 BACKENDS = ("auto", "cell_list", "brute_force", "vesin", "torch_cluster")
 
-# Relative tolerance below which a periodic cell counts as degenerate: the
-# volume of the (completed) cell divided by the product of its row norms is
-# the product of the sines of the angles between the lattice vectors.
-_DEGENERATE_CELL = 1e-10
 
 # ``auto`` choice. Measured on the 2-core development machine (AMD EPYC,
 # torch 2.13 CPU, one thread, float64, cutoff 5 A, 0.1 atoms/A^3, CPU time
@@ -45,6 +42,8 @@ _DEGENERATE_CELL = 1e-10
 # than the whole cell list). On other devices than the CPU vesin is not used
 # (not measured).
 _BRUTE_MAX_PARTNERS = 150
+# More periodic images per atom than this means a cell far smaller than the cutoff (wrong units?).
+_MAX_IMAGES = 1_000_000
 _BRUTE_MAX_CANDIDATES = 3000
 _VESIN_MAX_ATOMS = 5000
 _VESIN_MIN_MEAN_ATOMS_PERIODIC = 20
@@ -166,7 +165,7 @@ def _reduce_rows(rows: list, periodic: list, max_rounds: int) -> list:
 def _lattice_geometry(cell64: Tensor, pbc: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """Binning cell, basis change, inverse and widths (see :class:`Systems`).
 
-    Raises ``ValueError`` for a degenerate cell along periodic directions.
+    The cell was checked by ``equinnp.validation.check_cells``.
     """
     num_systems = cell64.shape[0]
     if not bool(pbc.any()):  # all open: plain Cartesian boxes
@@ -175,18 +174,7 @@ def _lattice_geometry(cell64: Tensor, pbc: Tensor) -> tuple[Tensor, Tensor, Tens
         widths = torch.ones(num_systems, 3, dtype=torch.float64, device=cell64.device)
         return eye, basis, eye, widths
 
-    cell_eff = _complete_cell(cell64, pbc)  # [B, 3, 3]
-    any_periodic = pbc.any(dim=1)  # [B]
-    norms = torch.linalg.norm(cell_eff, dim=2).prod(dim=1)  # [B]
-    volume = torch.linalg.det(cell_eff).abs()  # [B]
-    ratio = torch.where(norms > 0, volume / norms.clamp_min(1e-300), torch.zeros_like(norms))
-    degenerate = any_periodic & ~(ratio > _DEGENERATE_CELL)  # [B], also catches NaN
-    if bool(degenerate.any()):
-        b = int(torch.nonzero(degenerate).flatten()[0])
-        raise ValueError(
-            f"cell of system {b} has zero volume in its periodic directions "
-            f"(pbc={pbc[b].tolist()}): {cell64[b].tolist()}"
-        )
+    cell_eff = _complete_cell(cell64, pbc)  # [B, 3, 3] (checked by equinnp.validation.check_cells)
     basis = _reduce_cell(cell_eff, pbc)  # [B, 3, 3]
     # Recompute the reduced rows from the exact integer combination.
     cell_eff = torch.bmm(basis.to(torch.float64), cell_eff)  # [B, 3, 3]
@@ -218,13 +206,7 @@ def prepare_systems(
         raise ValueError(f"pos must have a floating point dtype, got {pos.dtype}")
     device = pos.device
     num_atoms = pos.shape[0]
-    finite = torch.isfinite(pos).all(dim=1)  # [N]
-    if not bool(finite.all()):
-        bad = torch.nonzero(~finite).flatten()
-        raise ValueError(
-            f"pos contains NaN or inf for {bad.numel()} atom(s), first at atom "
-            f"{int(bad[0])}: {pos[bad[0]].tolist()}"
-        )
+    check_positions(pos)
 
     # batch ---------------------------------------------------------------
     if batch is None:
@@ -285,17 +267,19 @@ def prepare_systems(
     pbc = pbc.contiguous()
 
     # cell geometry -------------------------------------------------------
+    check_cells(cell64, pbc)
     cell64 = torch.where(pbc.unsqueeze(-1), cell64, torch.zeros_like(cell64))  # [B, 3, 3]
-    if bool(pbc.any()):
-        finite_rows = torch.isfinite(cell64).all(dim=2)  # [B, 3]
-        bad = torch.nonzero(~finite_rows.all(dim=1)).flatten()
-        if bad.numel() > 0:
-            b = int(bad[0])
-            raise ValueError(
-                f"cell of system {b} contains NaN or inf in a periodic direction "
-                f"(pbc={pbc[b].tolist()}): {cell64[b].tolist()}"
-            )
     cell_eff, basis, inv_eff, widths = _lattice_geometry(cell64, pbc)
+    if bool(pbc.any()):
+        reach = torch.where(pbc, torch.ceil(cutoff / widths), torch.zeros_like(widths))  # [B, 3] images per side
+        images = (2 * reach + 1).prod(dim=1)  # [B]
+        if bool((images > _MAX_IMAGES).any()):
+            b = int(torch.argmax(images))
+            raise ValueError(
+                f"cell of system {b} is only {widths[b][pbc[b]].min().item():.3g} Å wide between lattice planes: "
+                f"a {cutoff:g} Å cutoff would need {images[b].item():.3g} periodic images of every atom. "
+                "Is the cell in Å (not nm or fractional units)?"
+            )
 
     pos64 = pos.detach().to(torch.float64)
     return Systems(
