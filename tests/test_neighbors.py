@@ -428,3 +428,11 @@ def test_cell_list_larger_system_against_vesin_or_brute_force():
         b = radius_graph(pos, 5.0, backend=reference, **kwargs)
         assert torch.equal(a.edge_index, b.edge_index) and torch.equal(a.cell_shifts, b.cell_shifts)
         assert math.isclose(a.edge_index.shape[1] / 3000, 0.1 * 4 / 3 * math.pi * 125, rel_tol=0.2)
+
+
+def test_backends_are_listed_in_one_table():
+    import importlib
+
+    module = importlib.import_module("equinnp.neighbors.radius_graph")
+    assert set(module.BACKENDS) == set(module._BACKENDS) | {"auto"}
+    assert not module._BACKENDS["torch_cluster"].periodic and module._BACKENDS["cell_list"].periodic

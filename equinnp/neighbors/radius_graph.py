@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Callable, NamedTuple
 
 import torch
 from torch import Tensor
@@ -11,7 +12,6 @@ from equinnp.neighbors import brute_force, cell_list, torch_cluster_backend, ves
 from equinnp.neighbors.common import NeighborList, Systems
 from equinnp.validation import check_cells, check_positions
 
-BACKENDS = ("auto", "cell_list", "brute_force", "vesin", "torch_cluster")
 
 
 # ``auto`` choice. Measured on the 2-core development machine (AMD EPYC,
@@ -44,6 +44,7 @@ BACKENDS = ("auto", "cell_list", "brute_force", "vesin", "torch_cluster")
 _BRUTE_MAX_PARTNERS = 150
 # More periodic images per atom than this means a cell far smaller than the cutoff (wrong units?).
 _MAX_IMAGES = 1_000_000
+BACKENDS = ("auto", "cell_list", "brute_force", "vesin", "torch_cluster")  # the entries of _BACKENDS, and "auto"
 _BRUTE_MAX_CANDIDATES = 3000
 _VESIN_MAX_ATOMS = 5000
 _VESIN_MIN_MEAN_ATOMS_PERIODIC = 20
@@ -317,25 +318,35 @@ def _auto_backend(systems: Systems) -> str:
     return "cell_list"
 
 
+class _Backend(NamedTuple):
+    """One neighbor-list backend: how to run it, whether it is installed, whether it knows periodic cells."""
+
+    compute: Callable[[Systems], NeighborList]
+    is_available: Callable[[], bool]
+    periodic: bool
+    package: str
+
+
+#: Every backend but ``auto``, in one place (``BACKENDS`` lists their names).
+_BACKENDS = {
+    "cell_list": _Backend(cell_list.compute, lambda: True, True, ""),
+    "brute_force": _Backend(brute_force.compute, lambda: True, True, ""),
+    "vesin": _Backend(vesin_backend.compute, vesin_backend.is_available, True, "vesin-torch"),
+    "torch_cluster": _Backend(torch_cluster_backend.compute, torch_cluster_backend.is_available, False, "torch-cluster"),
+}
+
+
 def _run_backend(systems: Systems, backend: str) -> NeighborList:
     if backend == "auto":
         backend = _auto_backend(systems)
-    if backend == "brute_force":
-        return brute_force.compute(systems)
-    if backend == "cell_list":
-        return cell_list.compute(systems)
-    if backend == "vesin":
-        if not vesin_backend.is_available():
-            raise ValueError("backend='vesin' requested but vesin-torch is not installed")
-        return vesin_backend.compute(systems)
-    if backend == "torch_cluster":
-        if not torch_cluster_backend.is_available():
-            raise ValueError("backend='torch_cluster' requested but torch-cluster is not installed")
-        if systems.any_periodic:
-            # torch_cluster knows no periodic images.
-            return _run_backend(systems, "auto")
-        return torch_cluster_backend.compute(systems)
-    raise ValueError(f"unknown neighbor-list backend {backend!r}; choose one of {BACKENDS}")
+    if backend not in _BACKENDS:
+        raise ValueError(f"unknown neighbor-list backend {backend!r}; choose one of {BACKENDS}")
+    chosen = _BACKENDS[backend]
+    if not chosen.is_available():
+        raise ValueError(f"backend={backend!r} requested but {chosen.package} is not installed")
+    if systems.any_periodic and not chosen.periodic:
+        return _run_backend(systems, "auto")  # it knows no periodic images
+    return chosen.compute(systems)
 
 
 @torch.no_grad()
