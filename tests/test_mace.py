@@ -296,6 +296,18 @@ def test_internal_features_are_equivariant(tiny, data, R):
     assert vectors.abs().max() > 1e-6  # the l=1 features exist and are checked, not zero
 
 
+def test_edges_in_any_order_give_the_same_energies(tiny, rmd17_frames):
+    """Graph edges come sorted by center (the CSR order, used as is); a graph built by hand in
+    another order is sorted first, to the same numbers up to the order of the neighbor sums."""
+    graph = _graph(tiny, rmd17_frames[3])
+    assert bool((graph.edge_index[1][1:] >= graph.edge_index[1][:-1]).all())
+    shuffle = torch.randperm(graph.edge_index.shape[1], generator=torch.Generator().manual_seed(0))
+    shuffled = graph._replace(edge_index=graph.edge_index[:, shuffle], edge_vec=graph.edge_vec[shuffle],
+                              edge_length=graph.edge_length[shuffle])
+    expected = tiny.model(graph).energy
+    torch.testing.assert_close(tiny.model(shuffled).energy, expected, rtol=0, atol=1e-12 * expected.abs().max().item())
+
+
 def test_wigner_D_is_exact():
     """equinnp.testing.wigner.wigner_D: e3nn's D_from_matrix up to e3nn's own rounding, and an
     exact orthogonal representation (homomorphism), parity included."""

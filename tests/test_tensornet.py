@@ -286,7 +286,7 @@ def test_fused_messages_match_pyg_propagate(rmd17_frames):
     fused, plain = _potential(tiny()), _potential(tiny())
     for layer in plain.model.interactions:
         layer.fused = False
-    for data in (rmd17_frames[3], random_crystal(5, ELEMENTS, 3, length=3.0)):  # pairs shared / not shared
+    for data in (rmd17_frames[3], random_crystal(5, ELEMENTS, 3, length=3.0)):  # a molecule, a small crystal
         a, b = fused(data), plain(data)
         torch.testing.assert_close(a.energy, b.energy, rtol=1e-12, atol=1e-12)
         torch.testing.assert_close(a.forces, b.forces, rtol=1e-10, atol=1e-12)
@@ -316,16 +316,49 @@ def test_message_ops_derivatives_of_all_orders():
         assert torch.autograd.gradcheck(fn, args) and torch.autograd.gradgradcheck(fn, args)
 
 
-def test_pair_map_only_for_reverse_pairs():
-    from equinnp.nn.tensor_messages import pair_map
+def test_reverse_pairs_pair_images_and_refuse_non_pairings():
+    from equinnp.neighbors.reverse import reverse_edges
+    from equinnp.nn.tensor_messages import reverse_pairs
 
-    edge_index = torch.tensor([[1, 0, 2, 0], [0, 1, 0, 2]])
-    length = torch.tensor([1.0, 1.0, 2.0, 2.0])
-    pairs = pair_map(edge_index, 3, length)
-    assert pairs is not None and torch.equal(torch.tensor([1.0, 1.0, 2.0, 2.0])[pairs.first][pairs.pair], length)
-    assert pair_map(edge_index[:, :3], 3, length[:3]) is None  # an edge without its reverse
-    assert pair_map(edge_index, 3, torch.tensor([1.0, 1.5, 2.0, 2.0])) is None  # "reverse" of another length
-    assert pair_map(torch.tensor([[1, 0, 1, 0], [0, 1, 0, 1]]), 2, torch.ones(4)) is None  # two images of one pair
+    # sorted by center, neighbor, shift: atom 0 sees itself through images -x and +x, and atom 1
+    edge_index = torch.tensor([[0, 0, 1, 0], [0, 0, 0, 1]])
+    shifts = torch.tensor([[-1.0, 0, 0], [1.0, 0, 0], [0, 0, 0], [0, 0, 0]])
+    reverse = reverse_edges(edge_index, shifts, 2)
+    assert reverse.tolist() == [1, 0, 3, 2]
+    pairs = reverse_pairs(reverse)
+    assert pairs.first.tolist() == [0, 2] and pairs.second.tolist() == [1, 3] and pairs.pair.tolist() == [0, 0, 1, 1]
+    empty = reverse_pairs(torch.zeros(0, dtype=torch.long))
+    assert empty.first.numel() == empty.pair.numel() == 0
+    for bad in ([0, 1, 3, 2], [1, 2, 3, 0]):  # an edge its own reverse; not a pairing
+        with pytest.raises(ValueError, match="reverse_edge"):
+            reverse_pairs(torch.tensor(bad))
+
+
+def test_pair_sharing_in_a_periodic_cell_shorter_than_the_cutoff():
+    """In a 2.5 Å cell with a 4 Å cutoff (several images of every pair, atoms their own
+    neighbors) the radial networks still run once per pair, with the numbers of the
+    per-edge evaluation; forces and stress are the derivatives of the energy."""
+    from equinnp.testing.strategies import random_crystal
+
+    data = random_crystal(2, ELEMENTS, 3, length=2.5)
+    shared, per_edge = _potential(tiny()), _potential(tiny())
+    per_edge.load_state_dict(shared.state_dict())
+    per_edge.model.needs_reverse_edges = False  # the graph comes without reverse edges: nothing shared
+    seen = {}
+    shared.model.register_forward_pre_hook(lambda module, args: seen.update(graph=args[0]))
+    shared.model.radial_basis.register_forward_hook(lambda module, args, out: seen.setdefault("rbf", []).append(args[0].shape[0]))
+    a, b = shared(data), per_edge(data)
+
+    graph = seen["graph"]
+    j, i = graph.edge_index
+    E = j.shape[0]
+    assert (i == j).any() and torch.unique(i * data.num_nodes + j).numel() < E  # self-images, several images per pair
+    assert graph.reverse_edge is not None and max(seen["rbf"]) == E // 2  # one radial evaluation per pair
+    torch.testing.assert_close(a.energy, b.energy, rtol=1e-13, atol=0)
+    torch.testing.assert_close(a.forces, b.forces, rtol=0, atol=1e-12 * b.forces.abs().max().item())
+    torch.testing.assert_close(a.stress, b.stress, rtol=0, atol=1e-12 * b.stress.abs().max().item())
+    contract.check_finite_difference_forces(shared, data)
+    contract.check_stress_finite_difference(shared, data)
 
 
 @pytest.mark.parametrize("group", ["O(3)", "SO(3)"])

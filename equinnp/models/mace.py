@@ -288,18 +288,20 @@ class MACE(AtomisticModel):
         edge_radial = self.radial_basis(length) * self.envelope(length).unsqueeze(-1)  # [E, num_bessel]
         edge_sh = self.spherical_harmonics(graph.edge_vec)  # [E, (l_max+1)^2]
         h = self.node_embedding(node_attrs)  # [N, C]
-        # Neighbors as a CSR adjacency (rows: centers i); edge features in its order.
+        # Neighbors as a CSR adjacency (rows: centers i). Graph edges come sorted by
+        # center, then neighbor: they are already in its order.
         N = graph.species.shape[0]
         j, i = graph.edge_index
-        order = torch.argsort(i * N + j)
+        if not bool((i[1:] >= i[:-1]).all()):  # a graph built by hand
+            order = torch.argsort(i, stable=True)
+            i, j, edge_sh, edge_radial = i[order], j[order], edge_sh[order], edge_radial[order]
         rowptr = torch.zeros(N + 1, dtype=torch.long, device=i.device)
         rowptr[1:] = torch.cumsum(torch.bincount(i, minlength=N), dim=0)
         with warnings.catch_warnings():  # "sparse CSR support is in beta": only its index arrays are used
             warnings.simplefilter("ignore", UserWarning)
             adjacency = torch.sparse_csr_tensor(
-                rowptr, j[order], torch.ones_like(order, dtype=graph.pos.dtype), size=(N, N), check_invariants=False
+                rowptr, j, torch.ones_like(j, dtype=graph.pos.dtype), size=(N, N), check_invariants=False
             )
-        edge_sh, edge_radial = edge_sh[order], edge_radial[order]  # [E, S], [E, num_bessel]
         energy = graph.pos.new_zeros(graph.species.shape[0])  # [N]
         features = []
         for interaction, product, readout in zip(self.interactions, self.products, self.readouts):

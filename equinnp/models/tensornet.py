@@ -33,8 +33,10 @@ float64 round-off (``tests/test_tensornet.py`` against
 - Priors, standardisation and reference energies live in ``Potential``.
 
 Computation (same sums, in another order): the radial networks are evaluated
-once per atom pair and shared by its two directed edges
-(:func:`~equinnp.nn.tensor_messages.pair_map`); the interaction messages are
+once per atom pair and shared by its two directed edges, found from
+``Graph.reverse_edge`` (:func:`~equinnp.nn.tensor_messages.reverse_pairs`;
+exact in periodic cells shorter than the cutoff, where several images join
+two atoms and an atom is its own neighbor); the interaction messages are
 chunked segment sums over center-sorted edges
 (:func:`~equinnp.nn.tensor_messages.weighted_aggregate`; ``layer.fused = False``
 runs PyG's ``propagate`` of :meth:`TensorInteraction.message` instead, and the
@@ -63,7 +65,7 @@ from equinnp.nn.cartesian_tensors import (
     to_irreps,
 )
 from equinnp.nn.expnorm_rbf import ExpNormalRBF
-from equinnp.nn.tensor_messages import EdgeSet, pair_map, per_edge, segment_sum, weighted_aggregate
+from equinnp.nn.tensor_messages import EdgeSet, per_edge, reverse_pairs, segment_sum, weighted_aggregate
 
 __all__ = ["TensorNet", "TensorEmbedding", "TensorInteraction", "BlockLinear", "edge_basis"]
 
@@ -284,6 +286,7 @@ class TensorNet(AtomisticModel):
         "of Molecular Potentials, NeurIPS 2023"
     )
     tiny = dict(hidden_channels=16, num_layers=2, num_rbf=8)
+    needs_reverse_edges = True  # the radial networks run once per atom pair (reverse_pairs)
 
     def __init__(
         self,
@@ -340,14 +343,17 @@ class TensorNet(AtomisticModel):
         length = graph.edge_length
         unit = -graph.edge_vec / length.clamp(min=1e-12).unsqueeze(-1)  # [E, 3] center minus neighbor
         Q = change_of_basis(unit.dtype, unit.device)  # [9, 3, 3]
-        pair = pair_map(graph.edge_index, graph.species.shape[0], length)
+        j, i = graph.edge_index
+        if graph.reverse_edge is None:  # a graph built by hand: every edge on its own
+            pair, edges = None, EdgeSet.from_index(j, i)
+        else:  # edges come sorted by center: in edge order, their reverses are sorted by neighbor
+            pair, edges = reverse_pairs(graph.reverse_edge), EdgeSet.from_reverse(j, i, graph.reverse_edge)
         pair_length = length if pair is None else length[pair.first]  # [P] one per atom pair
         rbf = self.radial_basis(pair_length)  # [P, K]
         cutoff = self.cutoff_fn(pair_length)  # [P]
         self_rbf = self.radial_basis(length.new_zeros(1)) if self.self_loops else None  # [1, K]
         x = self.embedding(graph.species, graph.edge_index, rbf, cutoff, edge_basis(unit, Q), pair, self_rbf)
         states = [x]
-        edges = EdgeSet.from_index(graph.edge_index[0], graph.edge_index[1])
         for interaction in self.interactions:
             x = interaction(x, graph.edge_index, rbf, cutoff, Q, pair, self_rbf, edges)
             states.append(x)

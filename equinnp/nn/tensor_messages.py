@@ -24,7 +24,7 @@ from typing import NamedTuple, Optional
 import torch
 from torch import Tensor
 
-__all__ = ["EdgeSet", "PairMap", "pair_map", "per_edge", "weighted_aggregate", "edge_inner", "segment_sum"]
+__all__ = ["EdgeSet", "PairMap", "reverse_pairs", "per_edge", "weighted_aggregate", "edge_inner", "segment_sum"]
 
 _CHUNK_BYTES = 1 << 22  # 4 MB of gathered rows per chunk (measured on an idle CPU: 8-16 MB chunks lose the cache)
 
@@ -75,7 +75,10 @@ def _inner(a: Tensor, b: Tensor, ia: Tensor, ib: Tensor) -> Tensor:
 class EdgeSet(NamedTuple):
     """Directed edges ``src → dst`` with the permutations that sort them by ``dst`` and by ``src``.
 
-    ``None`` for a permutation means the edges are already in that order.
+    ``None`` for a permutation means the edges are already in that order. The
+    permutations are the orders in which the sums visit the edges (each chunk
+    then adds into a contiguous block of output rows); any order gives the
+    same sums up to rounding.
     Shapes: four [E] long tensors (or None).
     """
 
@@ -89,6 +92,15 @@ class EdgeSet(NamedTuple):
         by_dst = None if bool((dst[1:] >= dst[:-1]).all()) else torch.argsort(dst, stable=True)
         by_src = None if bool((src[1:] >= src[:-1]).all()) else torch.argsort(src, stable=True)
         return cls(src, dst, by_dst, by_src)
+
+    @classmethod
+    def from_reverse(cls, src: Tensor, dst: Tensor, reverse_edge: Tensor) -> "EdgeSet":
+        """Edges sorted by ``dst`` (then ``src``), with the index of each one's reverse edge.
+
+        Taken in edge order, the reverse edges are sorted by ``src`` (``src[reverse_edge] == dst``),
+        so no sort is needed.
+        """
+        return cls(src, dst, None, reverse_edge)
 
     def reversed(self) -> "EdgeSet":
         return EdgeSet(self.dst, self.src, self.by_src, self.by_dst)
@@ -178,7 +190,7 @@ def segment_sum(src: Tensor, index: Tensor, dim_size: int) -> Tensor:
 
 
 class PairMap(NamedTuple):
-    """Each undirected atom pair P = E / 2 as its two directed edges.
+    """Each undirected atom pair (P = E / 2) as its two directed edges.
 
     ``first``, ``second`` [P]: the two edges of each pair; ``pair`` [E]: the pair of each edge.
     """
@@ -188,33 +200,35 @@ class PairMap(NamedTuple):
     pair: Tensor
 
 
-def pair_map(edge_index: Tensor, num_nodes: int, length: Tensor) -> Optional[PairMap]:
+def reverse_pairs(reverse_edge: Tensor) -> PairMap:
     """Pair each edge j→i with its reverse i→j, to evaluate functions of the distance once per pair.
 
+    ``reverse_edge`` [E] is the index of each edge's reverse (``Graph.reverse_edge``:
+    the edge i→j with the opposite periodic shift). It tells apart the several
+    images that join two atoms in a small periodic cell, and pairs an atom's
+    edge to its own image at shift S with the one at -S. Pairs are numbered in
+    the order of their first edge (``first < second``).
+
     ``g(length[first])[pair] == g(length)`` because both directions have
-    bitwise the same length (checked), and the gradient reaching
-    ``length[first]`` is the sum over both edges, as the two lengths are the
-    same function of the positions. Returns ``None`` unless every edge has
-    exactly one reverse of the same length and no edge joins an atom to itself
-    (several periodic images of one pair, or a one-directional list): then
-    nothing is shared.
+    bitwise the same length (``r_ji = -r_ij`` is exact in floating point), and
+    the gradient reaching ``length[first]`` is the sum over both edges, as the
+    two lengths are the same function of the positions.
+
+    Raises
+    ------
+    ValueError
+        If ``reverse_edge`` is not a pairing (some edge is its own reverse, or
+        the reverse of its reverse is another edge).
     """
-    j, i = edge_index
-    E = j.shape[0]
-    if E == 0 or E % 2 or bool((i == j).any()):
-        return None
-    key = torch.minimum(i, j) * num_nodes + torch.maximum(i, j)  # [E]
-    sorted_key, order = torch.sort(key)
-    first, second = order[0::2], order[1::2]  # [P]
-    if not (
-        bool((sorted_key[0::2] == sorted_key[1::2]).all())
-        and bool((sorted_key[2::2] > sorted_key[1:-1:2]).all())
-        and bool((length[first] == length[second]).all())
-    ):
-        return None
-    pair = torch.empty_like(order)
-    pair[order] = torch.arange(E, device=order.device) // 2  # [E]
-    return PairMap(first, second, pair)
+    E = reverse_edge.shape[0]
+    index = torch.arange(E, device=reverse_edge.device)  # [E]
+    if not bool(((reverse_edge[reverse_edge] == index) & (reverse_edge != index)).all()):
+        raise ValueError("reverse_edge does not pair the edges: each edge needs one reverse edge, other than itself")
+    is_first = index < reverse_edge  # [E]
+    first = index[is_first]  # [P]
+    pair_of_first = torch.cumsum(is_first, 0) - 1  # [E], valid where is_first
+    pair = pair_of_first[torch.minimum(index, reverse_edge)]  # [E]
+    return PairMap(first, reverse_edge[first], pair)
 
 
 class _PairGather(torch.autograd.Function):
