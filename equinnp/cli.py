@@ -1,4 +1,9 @@
-"""The ``equinnp`` command line: ``equinnp models | predict | train | evaluate``."""
+"""The ``equinnp`` command line: ``equinnp models | predict | train | evaluate``.
+
+Building the parser imports nothing heavy (torch, PyG, e3nn, ASE): each command
+imports what it needs when it runs, so that ``--help`` and ``--version``
+answer at once.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +14,7 @@ __all__ = ["main"]
 
 
 def cmd_models(args) -> int:
-    from equinnp import ARCHITECTURES
+    from equinnp.models import ARCHITECTURES
 
     width = max(len(name) for name in ARCHITECTURES)
     for name, cls in ARCHITECTURES.items():
@@ -56,7 +61,7 @@ def cmd_predict(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from equinnp import __version__
+    from equinnp.version import __version__
 
     parser = argparse.ArgumentParser(prog="equinnp", description="Neural network potentials on PyG and e3nn.")
     parser.add_argument("--version", action="version", version=f"equinnp {__version__}")

@@ -108,3 +108,47 @@ def test_evaluate_plain_text(trained, capsys):
 def test_train_needs_config_or_demo(capsys):
     assert main(["train"]) == 2
     assert "--demo" in capsys.readouterr().err
+
+
+def _run_without_the_package_root(code):
+    """Run ``code`` with ``equinnp`` as a bare namespace (its ``__init__`` not run), to see what the CLI itself imports."""
+    prelude = (
+        "import sys, types\n"
+        f"package = types.ModuleType('equinnp'); package.__path__ = [{os.path.join(REPO, 'equinnp')!r}]\n"
+        "sys.modules['equinnp'] = package\n"
+    )
+    return subprocess.run([sys.executable, "-c", prelude + code], cwd=REPO, capture_output=True, text=True, timeout=120)
+
+
+def test_help_and_version_import_neither_torch_nor_pyg():
+    code = (
+        "import contextlib, io\n"
+        "from equinnp.cli import main\n"
+        "for argv in (['--help'], ['--version'], ['train', '--help'], ['evaluate', '--help']):\n"
+        "    with contextlib.redirect_stdout(io.StringIO()):\n"
+        "        try:\n"
+        "            main(argv)\n"
+        "        except SystemExit:\n"
+        "            pass\n"
+        "heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'torch_geometric', 'e3nn', 'ase', 'numpy', 'yaml'))\n"
+        "print(heavy[:5])\n"
+    )
+    result = _run_without_the_package_root(code)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
+
+
+def test_version_is_the_package_version():
+    from equinnp.version import __version__
+
+    result = subprocess.run([sys.executable, "-m", "equinnp.cli", "--version"], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0 and result.stdout.strip() == f"equinnp {__version__}"
+
+
+def test_train_package_names_resolve_on_first_use():
+    import equinnp.train
+
+    for name in equinnp.train.__all__:
+        assert getattr(equinnp.train, name) is not None, name
+    with pytest.raises(AttributeError, match="has no attribute 'nope'"):
+        equinnp.train.nope
