@@ -83,7 +83,7 @@ def evaluate_file(model_path, data_path, *, batch_size: int = 64, energy_key=Non
     if description is not None and describe is not None:
         describe(f"{model_path}: {description}")
     potential = potential.to(device)
-    records = prepare_records(load_records(data_path, energy_key, forces_key), potential.cutoff, potential.dtype)
+    records = prepare_records(load_records(data_path, energy_key, forces_key, key="--data"), potential.cutoff, potential.dtype)
     loader = make_loader(records, batch_size, shuffle=False)
     metrics, arrays = evaluate_potential(potential, loader, torch.device(device), collect=True)
     if plot is not None:

@@ -151,8 +151,10 @@ def load_config(config: Union[str, Path, Mapping, None] = None, overrides: Itera
     overrides : iterable of str
         ``"dotted.key=value"`` strings; values are parsed as YAML.
     notes : list, optional
-        Receives one line per deprecated key that was read in its new form
-        (the trainer prints them); each is also a ``DeprecationWarning``.
+        Receives one line per change the config needed: a deprecated key read in
+        its new form (also a ``DeprecationWarning``), or a bundled test or
+        validation file dropped because ``data.train`` was overridden (see
+        :func:`_drop_bundled_companions`). The trainer prints them.
 
     Returns
     -------
@@ -168,17 +170,47 @@ def load_config(config: Union[str, Path, Mapping, None] = None, overrides: Itera
             raw = parse_yaml(handle.read()) or {}
         if not isinstance(raw, dict):
             raise ValueError(f"{config}: a config file must hold a mapping, got {type(raw).__name__}")
-    found: List[str] = []
-    upgrade_legacy_keys(raw, found)
-    raw = apply_overrides(raw, [_upgrade_override(item, found) for item in overrides or ()])
-    upgrade_legacy_keys(raw, found)  # stages given by an override
-    for note in found:
+    deprecated: List[str] = []
+    upgrade_legacy_keys(raw, deprecated)
+    overrides = [_upgrade_override(item, deprecated) for item in overrides or ()]
+    dropped = _drop_bundled_companions(raw, overrides)
+    raw = apply_overrides(raw, overrides)
+    upgrade_legacy_keys(raw, deprecated)  # stages given by an override
+    for note in deprecated:
         warnings.warn(note, DeprecationWarning, stacklevel=2)
     if notes is not None:
-        notes.extend(found)
+        notes.extend(deprecated + dropped)
     full = _merge(DEFAULTS, raw, where="")
     validate_config(full)
     return full
+
+
+def _drop_bundled_companions(raw: dict, overrides: List[str]) -> List[str]:
+    """Remove the file's bundled ``data.val``/``data.test`` when an override sets another ``data.train``.
+
+    The bundled configs evaluate on the bundled ethanol test split; once a run
+    trains on the user's file, that split (and the label keys it cannot take)
+    belongs to another dataset. Files the config names that are not bundled are kept.
+    """
+    given = {}
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        if sep:
+            given[key.strip()] = value
+    data = raw.get("data")
+    if "data.train" not in given or not isinstance(data, dict):
+        return []
+    new_train = parse_yaml(given["data.train"]) if given["data.train"].strip() else None
+    if new_train == data.get("train"):
+        return []
+    notes = []
+    for role in ("val", "test"):
+        old = data.get(role)
+        if f"data.{role}" not in given and isinstance(old, str) and old.startswith("bundled:"):
+            del data[role]
+            notes.append(f"data.train is set to {new_train} without data.{role}: the config's data.{role} ({old}) "
+                         f"belongs to its own training data and is not used; set data.{role} to evaluate on a file")
+    return notes
 
 
 # ----------------------------------------------------------- deprecated keys
@@ -397,11 +429,15 @@ def validate_model(model: dict) -> None:
     build_potential(dict(model))
 
 
-def resolve_data_path(path: Optional[Union[str, Path]]) -> Optional[Path]:
-    """``bundled:<name>`` → the file in ``equinnp/data/bundled``; other paths as given."""
+def resolve_data_path(path: Optional[Union[str, Path]], key: Optional[str] = None) -> Optional[Path]:
+    """``bundled:<name>`` → the file in ``equinnp/data/bundled``; other paths as given.
+
+    ``key`` (``"data.train"``) names the config key in the error for a missing file.
+    """
     if path is None:
         return None
     text = str(path)
+    where = f"{key} = {text}" if key else text
     if text.startswith("bundled:"):
         from equinnp.data.bundled import BUNDLED_DIR
 
@@ -409,11 +445,11 @@ def resolve_data_path(path: Optional[Union[str, Path]]) -> Optional[Path]:
         resolved = BUNDLED_DIR / name
         if not resolved.is_file():
             available = sorted(p.name for p in BUNDLED_DIR.iterdir() if p.suffix in (".npz", ".xyz", ".h5", ".hdf5"))
-            raise FileNotFoundError(f"{text}: no bundled file {name!r}; bundled data: {available}")
+            raise FileNotFoundError(f"{where}: no bundled file {name!r}; bundled data: {available}")
         return resolved
     resolved = Path(text).expanduser()
     if not resolved.exists():
-        raise FileNotFoundError(f"data file {text} does not exist")
+        raise FileNotFoundError(f"{where}: data file {text} does not exist" if key else f"data file {text} does not exist")
     return resolved
 
 

@@ -19,26 +19,52 @@ from equinnp.train.config import resolve_data_path
 __all__ = ["RunData", "load_records", "load_run_data", "make_loader", "open_dataset", "prepare_records"]
 
 
+_LABEL_KEYS = ("energy_key", "forces_key", "stress_key")
+
+
 def open_dataset(path, energy_key: Optional[str] = None, forces_key: Optional[str] = None,
-                 stress_key: Optional[str] = None, options: Optional[dict] = None):
+                 stress_key: Optional[str] = None, options: Optional[dict] = None, key: Optional[str] = None):
     """Open a dataset file with ``equinnp.data.load_dataset``.
 
     The label keys are passed only when given (each format has its own
-    defaults); ``options`` go to the dataset class as they are.
+    defaults); ``options`` go to the dataset class as they are. ``key`` is the
+    config key that names the file (``"data.test"``): errors then name it, the
+    path as given and the config key of an option the file does not take.
     """
     from equinnp.data import load_dataset
 
+    labels = {"energy_key": energy_key, "forces_key": forces_key, "stress_key": stress_key}
     keys = dict(options or {})
-    for name, value in (("energy_key", energy_key), ("forces_key", forces_key), ("stress_key", stress_key)):
-        if value is not None:
-            keys[name] = value
-    return load_dataset(resolve_data_path(path), **keys)
+    keys.update({name: value for name, value in labels.items() if value is not None})
+    resolved = resolve_data_path(path, key)
+    if key is None:
+        return load_dataset(resolved, **keys)
+    try:
+        return load_dataset(resolved, **keys)
+    except (ValueError, KeyError) as error:
+        message = str(error).strip("\"'")
+        command_line = key.startswith("--")  # equinnp evaluate --data FILE --energy-key ...
+
+        def setting(name):
+            if command_line:
+                return "--" + name.replace("_", "-")
+            return f"data.{name}" if name in _LABEL_KEYS else f"data.options.{name}"
+
+        if message.startswith("unknown option for"):
+            for name, value in keys.items():
+                if f"'{name}'" in message:
+                    scope = "" if command_line else (" The label keys and options apply to every data file of the run "
+                                                     "(data.train, data.val, data.test): give files of one format, or leave it unset")
+                    raise ValueError(f"{key} = {path}: its format does not take {setting(name)} (set to {value!r}).{scope}") from None
+        hints = [setting(name) for name in _LABEL_KEYS if f"{name}=" in message]
+        hint = f" (set with {', '.join(hints)})" if hints else ""
+        raise ValueError(f"{key} = {path}: {message}{hint}") from None
 
 
 def load_records(path, energy_key: Optional[str] = None, forces_key: Optional[str] = None,
-                 stress_key: Optional[str] = None, options: Optional[dict] = None) -> List[Data]:
+                 stress_key: Optional[str] = None, options: Optional[dict] = None, key: Optional[str] = None) -> List[Data]:
     """All structures of a dataset file as a list of ``Data`` records with labels (eV, Å)."""
-    dataset = open_dataset(path, energy_key, forces_key, stress_key, options)
+    dataset = open_dataset(path, energy_key, forces_key, stress_key, options, key)
     return _as_list(dataset)
 
 
@@ -91,14 +117,15 @@ def load_run_data(data_config: dict) -> RunData:
 
     keys = {k: data_config[k] for k in ("energy_key", "forces_key", "stress_key")}
     keys["options"] = data_config["options"]
-    dataset = open_dataset(data_config["train"], **keys)
+    dataset = open_dataset(data_config["train"], **keys, key="data.train")
     if data_config["val"] is not None:
-        train, val = _as_list(dataset), load_records(data_config["val"], **keys)
+        train, val = _as_list(dataset), load_records(data_config["val"], **keys, key="data.val")
     else:
         n = len(dataset)
         n_val = data_config["val_size"] if data_config["val_size"] is not None else int(round(data_config["val_fraction"] * n))
         if not 0 < n_val < n:
-            raise ValueError(f"the validation split of {n} training structures would hold {n_val}: set data.val, data.val_fraction or data.val_size")
+            raise ValueError(f"the validation split of the {n} structures of data.train = {data_config['train']} would hold "
+                             f"{n_val}: set data.val, data.val_fraction or data.val_size")
         val_set, train_set = random_split(dataset, [n_val, n - n_val], seed=data_config["seed"])
         train, val = _as_list(train_set), _as_list(val_set)
     if data_config["train_size"] is not None:
@@ -107,7 +134,7 @@ def load_run_data(data_config: dict) -> RunData:
         train = train[: data_config["train_size"]]
     test = None
     if data_config["test"] is not None:
-        test = load_records(data_config["test"], **keys)
+        test = load_records(data_config["test"], **keys, key="data.test")
         if data_config["test_size"] is not None:
             test = test[: data_config["test_size"]]
     return RunData(train, val, test)
