@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -33,6 +32,9 @@ import time
 from pathlib import Path
 
 import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from harness import median_time  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -45,17 +47,6 @@ ELEMENTS = [1, 6, 7, 8]
 AVG_NUM_NEIGHBORS = 16.0
 
 
-def median_time(fn, repeats: int, warmup: int = 1) -> float:
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
 # ------------------------------------------------------------------ workloads
 
 
@@ -63,7 +54,7 @@ def workloads():
     """[(label, unit, count, Batch)] with equinnp's neighbor list attached by ``RadiusGraph``
     (which records its cutoff and positions, so that equinnp uses it; mace-torch gets its edge_index)."""
     sys.path.insert(0, str(HERE))
-    from inference_schnet import aspirin_batch, water_cluster
+    from harness import aspirin_batch, water_cluster
 
     from equinnp.neighbors import RadiusGraph
 

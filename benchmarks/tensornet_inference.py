@@ -43,7 +43,7 @@ HYPER = dict(hidden_channels=128, num_layers=2, num_rbf=32, cutoff=5.0)
 
 def workloads():
     sys.path.insert(0, str(HERE))
-    from inference_schnet import aspirin_batch, water_cluster
+    from harness import aspirin_batch, water_cluster
 
     return [
         ("64 x aspirin (21 atoms)", "molecules/s", 64, aspirin_batch(64)),
