@@ -102,3 +102,38 @@ def test_bundled_paths_resolve_to_the_package_data():
 
     assert resolve_data_path("bundled:rmd17_ethanol_test_01.npz") == ETHANOL_TEST
     assert resolve_data_path(str(ETHANOL_TEST)) == Path(ETHANOL_TEST)
+
+
+def test_the_clone_s_configs_folder_holds_the_package_s_configs():
+    root = Path(__file__).resolve().parents[1] / "configs"
+    package = {p.name: p.read_bytes() for p in CONFIG_DIR.glob("*.yaml")}
+    assert CONFIG_DIR.parent.name == "equinnp" and set(package) >= {"demo.yaml", "schnet.yaml"}
+    copies = {p.name: p.read_bytes() for p in root.glob("*.yaml")}
+    assert copies == package, "configs/ must hold copies of equinnp/configs/*.yaml: edit equinnp/configs and copy"
+
+
+def test_an_unknown_config_name_lists_the_bundled_ones():
+    with pytest.raises(FileNotFoundError, match=r"'paint' is neither a file nor one of the bundled configs \['demo', 'mace', 'painn'"):
+        load_config("paint")
+
+
+def test_the_wheel_ships_the_configs(tmp_path):
+    """``equinnp train --demo`` from an installed wheel reads the configs from the package."""
+    import shutil
+    import subprocess
+    import sys
+    import zipfile
+
+    repo = Path(__file__).resolve().parents[1]
+    source = tmp_path / "source"  # a copy, so that the build leaves nothing in the clone
+    source.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(repo / name, source / name)
+    shutil.copytree(repo / "equinnp", source / "equinnp", ignore=shutil.ignore_patterns("__pycache__"))
+    result = subprocess.run([sys.executable, "-m", "pip", "wheel", str(source), "--no-deps", "--no-build-isolation",
+                             "-w", str(tmp_path / "wheel"), "-q"], capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    (wheel,) = (tmp_path / "wheel").glob("equinnp-*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        shipped = {Path(name).name: archive.read(name) for name in archive.namelist() if name.startswith("equinnp/configs/")}
+    assert shipped == {p.name: p.read_bytes() for p in CONFIG_DIR.glob("*.yaml")}

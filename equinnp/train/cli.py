@@ -3,11 +3,12 @@
 ::
 
     equinnp train CONFIG [--set key=value ...] [--resume] [--overwrite]
-    equinnp train --demo                 # configs/demo.yaml: SchNet on the bundled rMD17 ethanol
+    equinnp train --demo                 # the demo config: PaiNN on the bundled rMD17 ethanol
     equinnp evaluate MODEL --data FILE [--json] [--plot PATH]
 
-CONFIG is a YAML path or the name of a config in ``configs/`` (``schnet``,
-``painn``, ``demo``). Under ``torchrun --nproc_per_node K -m equinnp.cli train ...``
+CONFIG is a YAML path or the name of a config shipped in ``equinnp/configs``
+(``schnet``, ``painn``, ``mace``, ``tensornet``, ``demo``; a clone's ``configs/``
+holds copies). Under ``torchrun --nproc_per_node K -m equinnp.cli train ...``
 the run is data-parallel over K processes.
 """
 
@@ -22,8 +23,8 @@ __all__ = ["register_commands", "cmd_train", "cmd_evaluate", "evaluate_file"]
 def register_commands(subparsers) -> None:
     """Add ``train`` and ``evaluate`` to the ``equinnp`` argument parser."""
     p = subparsers.add_parser("train", help="train a potential from a YAML config")
-    p.add_argument("config", nargs="?", help="config YAML, or a name in configs/ (schnet, painn, demo, ...)")
-    p.add_argument("--demo", action="store_true", help="the demo run: configs/demo.yaml (rMD17 ethanol, under 10 min on 2 CPU cores)")
+    p.add_argument("config", nargs="?", help="config YAML, or the name of a bundled config (schnet, painn, demo, ...)")
+    p.add_argument("--demo", action="store_true", help="the demo run: the bundled demo config (PaiNN on rMD17 ethanol, under 10 min on 2 CPU cores)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config value, e.g. --set training.lr=5e-4 (dotted key, YAML value); repeatable")
     p.add_argument("--resume", action="store_true", help="continue the run in output_dir from last.pt")

@@ -42,8 +42,9 @@ __all__ = [
     "validate_config",
 ]
 
-# The source tree's ``configs/`` folder (one YAML per architecture, plus demo.yaml).
-CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
+# The package's configs (one YAML per architecture, plus demo.yaml), shipped as package
+# data so that an installed equinnp finds them; a clone's ``configs/`` holds copies.
+CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
 
 # ``None`` marks an optional value that is off or absent by default.
 DEFAULTS: dict = {
@@ -127,7 +128,7 @@ def parse_yaml(text: str):
 
 
 def find_config(name_or_path: Union[str, Path]) -> Path:
-    """A config file path, or the name of one in the source tree's ``configs/`` folder."""
+    """A config file path, or the name of one of the package's configs (``equinnp/configs``)."""
     path = Path(name_or_path)
     if path.is_file():
         return path
@@ -147,7 +148,7 @@ def load_config(config: Union[str, Path, Mapping, None] = None, overrides: Itera
     Parameters
     ----------
     config : str, Path or dict
-        A YAML path, a name in ``configs/`` (``"demo"``, ``"schnet"``) or a dict.
+        A YAML path, the name of a bundled config (``"demo"``, ``"schnet"``) or a dict.
     overrides : iterable of str
         ``"dotted.key=value"`` strings; values are parsed as YAML.
     notes : list, optional
