@@ -39,7 +39,7 @@ class OutputSpec:
     label : str
         Attribute of the batch holding the reference values.
     unit : str
-        Unit of the metrics (MAE, RMSE), a thousandth of the label's unit.
+        Unit of the label (eV, eV/Å); the metrics (MAE, RMSE) are in its thousandth, :attr:`metric_unit`.
     symbol : str
         Short name in the console lines.
     default_weight : float
@@ -64,13 +64,18 @@ class OutputSpec:
     compute: Optional[str] = None
     needs: Tuple[str, ...] = ()
 
+    @property
+    def metric_unit(self) -> str:
+        """The unit of the metrics: meV for eV, me·Å for e·Å."""
+        return f"m{self.unit}"
+
 
 OUTPUTS: Dict[str, OutputSpec] = {
-    "energy": OutputSpec("energy", "energy", "meV", "E", default_weight=1.0, per_atom=True),
-    "forces": OutputSpec("forces", "forces", "meV/Å", "F", default_weight=100.0, compute="compute_forces"),
-    "stress": OutputSpec("stress", "stress", "meV/Å³", "σ", periodic_only=True, compute="compute_stress", needs=("cell",)),
-    "charges": OutputSpec("charges", "charges", "me", "q"),
-    "dipole": OutputSpec("dipole", "dipole", "me·Å", "μ"),
+    "energy": OutputSpec("energy", "energy", "eV", "E", default_weight=1.0, per_atom=True),
+    "forces": OutputSpec("forces", "forces", "eV/Å", "F", default_weight=100.0, compute="compute_forces"),
+    "stress": OutputSpec("stress", "stress", "eV/Å³", "σ", periodic_only=True, compute="compute_stress", needs=("cell",)),
+    "charges": OutputSpec("charges", "charges", "e", "q"),
+    "dipole": OutputSpec("dipole", "dipole", "e·Å", "μ"),
 }
 
 

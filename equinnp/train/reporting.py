@@ -94,10 +94,10 @@ def format_metrics(metrics: Mapping[str, float], prefix: str = "", outputs: Opti
         value = metrics.get(f"{prefix}{name}_{kind}")
         if value is None or value == "":
             continue
-        text = f"{spec.symbol} {value:.2f} {spec.unit}"
+        text = f"{spec.symbol} {value:.2f} {spec.metric_unit}"
         per_atom = metrics.get(f"{prefix}{name}_per_atom_{kind}")
         if per_atom is not None:
-            text += f" ({per_atom:.2f} {spec.unit}/atom)"
+            text += f" ({per_atom:.2f} {spec.metric_unit}/atom)"
         parts.append(text)
     return "  ".join(parts)
 
@@ -118,9 +118,9 @@ def metrics_table(metrics: Mapping[str, float]) -> str:
     for name, spec in OUTPUTS.items():
         if f"{name}_mae" not in metrics:
             continue
-        line = (f"{name:<8}MAE {metrics[f'{name}_mae']:9.3f} {spec.unit:<7} "
-                f"RMSE {metrics[f'{name}_rmse']:9.3f} {spec.unit}")
+        line = (f"{name:<8}MAE {metrics[f'{name}_mae']:9.3f} {spec.metric_unit:<7} "
+                f"RMSE {metrics[f'{name}_rmse']:9.3f} {spec.metric_unit}")
         if f"{name}_per_atom_mae" in metrics:
-            line += f"    per atom MAE {metrics[f'{name}_per_atom_mae']:.3f} {spec.unit}/atom"
+            line += f"    per atom MAE {metrics[f'{name}_per_atom_mae']:.3f} {spec.metric_unit}/atom"
         lines.append(line)
     return "\n".join(lines)
