@@ -121,5 +121,12 @@ def test_trainer_prints_the_notes_and_names_a_weighted_output_the_data_lack(tmp_
     assert header == metrics_columns(["energy", "forces"])  # no stress columns for unlabelled, unweighted stress
     config = tiny_config(tmp_path / "b", max_epochs=1)
     config["training"]["loss"]["weights"]["charges"] = 1.0
-    with pytest.raises(ValueError, match=r"training.loss.weights.charges > 0 but no training structure of bundled:rmd17_ethanol_train_01.npz has a 'charges' label"):
+    with pytest.raises(ValueError, match=r"training.loss.weights.charges > 0 but no training structure of data.train = bundled:rmd17_ethanol_train_01.npz has a 'charges' label"):
         Trainer(config).fit()
+
+
+def test_the_rewrites_know_every_loss_and_stage_key():
+    from equinnp.train.config import STAGE_KEYS
+    from equinnp.train.rewrites import _LOSS_KEYS
+
+    assert set(_LOSS_KEYS) == set(DEFAULTS["training"]["loss"]) | set(STAGE_KEYS)

@@ -20,7 +20,6 @@ working directory) or ``bundled:<file name>`` for a file shipped in
 from __future__ import annotations
 
 import copy
-import difflib
 import math
 import re
 import warnings
@@ -31,6 +30,7 @@ import yaml
 
 from equinnp.suggest import unknown_key_error
 from equinnp.train.outputs import OUTPUTS
+from equinnp.train.rewrites import drop_bundled_companions, upgrade_legacy_keys, upgrade_override
 
 __all__ = [
     "DEFAULTS",
@@ -155,7 +155,7 @@ def load_config(config: Union[str, Path, Mapping, None] = None, overrides: Itera
         Receives one line per change the config needed: a deprecated key read in
         its new form (also a ``DeprecationWarning``), or a bundled test or
         validation file dropped because ``data.train`` was overridden (see
-        :func:`_drop_bundled_companions`). The trainer prints them.
+        :func:`equinnp.train.rewrites.drop_bundled_companions`). The trainer prints them.
 
     Returns
     -------
@@ -173,8 +173,8 @@ def load_config(config: Union[str, Path, Mapping, None] = None, overrides: Itera
             raise ValueError(f"{config}: a config file must hold a mapping, got {type(raw).__name__}")
     deprecated: List[str] = []
     upgrade_legacy_keys(raw, deprecated)
-    overrides = [_upgrade_override(item, deprecated) for item in overrides or ()]
-    dropped = _drop_bundled_companions(raw, overrides)
+    overrides = [upgrade_override(item, deprecated) for item in overrides or ()]
+    dropped = drop_bundled_companions(raw, overrides)
     raw = apply_overrides(raw, overrides)
     upgrade_legacy_keys(raw, deprecated)  # stages given by an override
     for note in deprecated:
@@ -184,93 +184,6 @@ def load_config(config: Union[str, Path, Mapping, None] = None, overrides: Itera
     full = _merge(DEFAULTS, raw, where="")
     validate_config(full)
     return full
-
-
-def _drop_bundled_companions(raw: dict, overrides: List[str]) -> List[str]:
-    """Remove the file's bundled ``data.val``/``data.test`` when an override sets another ``data.train``.
-
-    The bundled configs evaluate on the bundled ethanol test split; once a run
-    trains on the user's file, that split (and the label keys it cannot take)
-    belongs to another dataset. Files the config names that are not bundled are kept.
-    """
-    given = {}
-    for item in overrides:
-        key, sep, value = item.partition("=")
-        if sep:
-            given[key.strip()] = value
-    data = raw.get("data")
-    if "data.train" not in given or not isinstance(data, dict):
-        return []
-    new_train = parse_yaml(given["data.train"]) if given["data.train"].strip() else None
-    if new_train == data.get("train"):
-        return []
-    notes = []
-    for role in ("val", "test"):
-        old = data.get(role)
-        if f"data.{role}" not in given and isinstance(old, str) and old.startswith("bundled:"):
-            del data[role]
-            notes.append(f"data.train is set to {new_train} without data.{role}: the config's data.{role} ({old}) "
-                         f"belongs to its own training data and is not used; set data.{role} to evaluate on a file")
-    return notes
-
-
-# ----------------------------------------------------------- deprecated keys
-_LEGACY_WEIGHTS = {f"{name}_weight": name for name in OUTPUTS}  # equinnp 0.1: training.loss.energy_weight, ...
-
-
-def _legacy_note(old: str, new: str, value) -> str:
-    return f"config key {old} is deprecated: read as {new} = {value!r}; write it so"
-
-
-def upgrade_legacy_keys(raw: dict, notes: List[str]) -> None:
-    """Rewrite the loss keys of equinnp 0.1 in place, in their new form, with a note for each.
-
-    ``training.loss.<name>_weight`` becomes ``training.loss.weights.<name>``, and
-    ``<name>_weight`` inside a stage becomes that stage's ``weights.<name>``.
-
-    Raises
-    ------
-    ValueError
-        When both forms of one weight are given, or for a misspelt old key.
-    """
-    training = raw.get("training")
-    loss = training.get("loss") if isinstance(training, dict) else None
-    if not isinstance(loss, dict):
-        return
-    _upgrade_weights(loss, "training.loss", notes)
-    for k, stage in enumerate(loss.get("stages") or []):
-        if isinstance(stage, dict):
-            _upgrade_weights(stage, f"training.loss.stages[{k}]", notes)
-
-
-def _upgrade_weights(section: dict, where: str, notes: List[str]) -> None:
-    for key in list(section):
-        if key in _LEGACY_WEIGHTS:
-            name = _LEGACY_WEIGHTS[key]
-            weights = section.get("weights")
-            if weights is None:
-                weights = section["weights"] = {}
-            if not isinstance(weights, dict):
-                raise ValueError(f"{where}.weights must be a mapping of output name to weight, got {weights!r}")
-            if name in weights:
-                raise ValueError(f"{where} gives both {key} and weights.{name}: keep {where}.weights.{name} only")
-            weights[name] = section.pop(key)
-            notes.append(_legacy_note(f"{where}.{key}", f"{where}.weights.{name}", weights[name]))
-        elif isinstance(key, str) and key not in DEFAULTS["training"]["loss"] and key not in STAGE_KEYS:
-            close = difflib.get_close_matches(key, list(_LEGACY_WEIGHTS), n=1, cutoff=0.8)
-            if close:
-                raise ValueError(f"unknown config key '{where}.{key}'. Did you mean '{where}.weights.{_LEGACY_WEIGHTS[close[0]]}'?")
-
-
-def _upgrade_override(item: str, notes: List[str]) -> str:
-    """``training.loss.forces_weight=10`` → ``training.loss.weights.forces=10`` (with a note)."""
-    key, sep, value = item.partition("=")
-    prefix, _, last = key.strip().rpartition(".")
-    if sep and prefix == "training.loss" and last in _LEGACY_WEIGHTS:
-        new = f"training.loss.weights.{_LEGACY_WEIGHTS[last]}"
-        notes.append(_legacy_note(key.strip(), new, parse_yaml(value) if value.strip() else None))
-        return f"{new}={value}"
-    return item
 
 
 def apply_overrides(config: dict, overrides: Iterable[str]) -> dict:

@@ -23,9 +23,9 @@ Metrics are in milli-units of the label (meV, meV/Å, meV/Å³, me, me·Å).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Dict, Iterable, NamedTuple, Optional, Tuple
+from typing import Dict, Iterable, List, Mapping, NamedTuple, Optional, Sequence, Tuple
 
-__all__ = ["OUTPUTS", "OutputSpec", "Pairs", "forward_flags", "paired_values"]
+__all__ = ["OUTPUTS", "OutputSpec", "Pairs", "forward_flags", "paired_values", "run_outputs"]
 
 
 @dataclass(frozen=True)
@@ -137,3 +137,35 @@ def forward_flags(names: Iterable[str], batch) -> dict:
         if all(getattr(batch, attribute, None) is not None for attribute in spec.needs):
             flags[spec.compute] = True
     return flags
+
+
+def run_outputs(loss_config: Mapping, records: Sequence, train_path) -> List[str]:
+    """The outputs a run reports: those with a weight in any loss stage, and those its training records label.
+
+    Parameters
+    ----------
+    loss_config : dict
+        ``training.loss`` of the run config.
+    records : sequence of Data
+        The training structures.
+    train_path : str
+        ``data.train``, for the error message.
+
+    Raises
+    ------
+    ValueError
+        For a weighted output that no training structure labels.
+    """
+    weighted = {name for name, weight in loss_config["weights"].items() if weight > 0}
+    weighted |= {name for stage in loss_config["stages"] for name, weight in stage.get("weights", {}).items() if weight > 0}
+    outputs = []
+    for name, spec in OUTPUTS.items():
+        labelled = any(getattr(record, spec.label, None) is not None for record in records)
+        if name in weighted and not labelled:
+            raise ValueError(
+                f"training.loss.weights.{name} > 0 but no training structure of data.train = {train_path} has a "
+                f"{spec.label!r} label: give its key (data.{name}_key for the formats that take one) or set the weight to 0"
+            )
+        if name in weighted or labelled:
+            outputs.append(name)
+    return outputs

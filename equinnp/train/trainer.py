@@ -36,7 +36,7 @@ from equinnp.train.ema import ExponentialMovingAverage
 from equinnp.train.fitting import fit_postprocessing
 from equinnp.train.losses import WeightedLoss, loss_weights_at
 from equinnp.train.metrics import evaluate_potential
-from equinnp.train.outputs import OUTPUTS, forward_flags
+from equinnp.train.outputs import forward_flags, run_outputs
 from equinnp.train.reporting import MetricsLog, format_epoch_line, format_metrics, metrics_columns
 from equinnp.train.schedules import LearningRateSchedule
 from equinnp.train.stopping import stop_reason
@@ -122,7 +122,7 @@ class Trainer:
         torch.manual_seed(seed)
 
         self.data = load_run_data(data_config)
-        self.outputs = self._run_outputs()
+        self.outputs = run_outputs(training["loss"], self.data.train, data_config["train"])
         model_config = dict(self.config["model"])
         if "elements" not in model_config:
             model_config["elements"] = self.data.elements()
@@ -167,30 +167,6 @@ class Trainer:
         self.log = MetricsLog(self.output_dir, metrics_columns(self.outputs), training["tensorboard"]) if self.ctx.is_main else None
         if self.log is not None:
             self.log.truncate_after(self.epoch)  # a fresh run (--overwrite) starts an empty table
-
-    def _run_outputs(self) -> list:
-        """The outputs this run reports: those with a weight in any stage, and those the training data label.
-
-        Raises
-        ------
-        ValueError
-            For a weighted output that the training data do not label.
-        """
-        loss = self.training["loss"]
-        weighted = {name for name, weight in loss["weights"].items() if weight > 0}
-        weighted |= {name for stage in loss["stages"] for name, weight in stage.get("weights", {}).items() if weight > 0}
-        outputs = []
-        for name, spec in OUTPUTS.items():
-            labelled = any(getattr(record, spec.label, None) is not None for record in self.data.train)
-            if name in weighted and not labelled:
-                raise ValueError(
-                    f"training.loss.weights.{name} > 0 but no training structure of {self.config['data']['train']} "
-                    f"has a {spec.label!r} label: give its key (data.{name}_key for the formats that take one) "
-                    f"or set the weight to 0"
-                )
-            if name in weighted or labelled:
-                outputs.append(name)
-        return outputs
 
     @property
     def evaluated_model(self):
