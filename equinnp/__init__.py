@@ -1,11 +1,21 @@
-"""equinnp: neural network potentials on PyTorch Geometric and e3nn."""
+"""equinnp: neural network potentials on PyTorch Geometric and e3nn.
 
-from equinnp.version import __version__  # noqa: E402
+The public names below are imported on first use, so that ``equinnp --help``
+and ``equinnp --version`` answer without loading torch.
+"""
 
-from equinnp import calculators, data, neighbors  # noqa: E402
-from equinnp.build import build_potential, load_potential  # noqa: E402
-from equinnp.models import ARCHITECTURES  # noqa: E402
-from equinnp.potential import Potential, PotentialOutput  # noqa: E402
+import importlib
+
+from equinnp.version import __version__
+
+_NAMES = {
+    "ARCHITECTURES": "equinnp.models",
+    "Potential": "equinnp.potential",
+    "PotentialOutput": "equinnp.potential",
+    "build_potential": "equinnp.build",
+    "load_potential": "equinnp.build",
+}
+_SUBMODULES = ("calculators", "data", "neighbors")
 
 __all__ = [
     "ARCHITECTURES",
@@ -18,3 +28,18 @@ __all__ = [
     "neighbors",
     "__version__",
 ]
+
+
+def __getattr__(name):
+    if name in _NAMES:
+        value = getattr(importlib.import_module(_NAMES[name]), name)
+    elif name in _SUBMODULES:
+        value = importlib.import_module(f"equinnp.{name}")
+    else:
+        raise AttributeError(f"module 'equinnp' has no attribute {name!r}")
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_NAMES) | set(_SUBMODULES))

@@ -136,8 +136,16 @@ def load_potential(path, map_location="cpu") -> Potential:
     except pickle.UnpicklingError as error:
         raise ValueError(
             f"refusing to load {path}: it holds objects other than tensors, numbers and strings, "
-            f"which a potential file never does (its pickle could run code). torch said: {str(error).splitlines()[0]}"
+            f"which a potential file never does (its pickle could run code; a training checkpoint of "
+            f"equinnp 0.1? equinnp.train.checkpoint.potential_from_checkpoint reads those). "
+            f"torch said: {str(error).splitlines()[0]}"
         ) from None
+    if isinstance(payload, dict) and payload.get("format") == "equinnp-training-checkpoint":
+        raise ValueError(
+            f"{path} is an equinnp training checkpoint, not a potential file: "
+            f"equinnp.train.checkpoint.potential_from_checkpoint({str(path)!r}) rebuilds its potential "
+            "(or load the run's model.pt)"
+        )
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise ValueError(f"{path} is not an equinnp potential file")
     config = dict(payload["config"])

@@ -79,3 +79,9 @@ def test_a_file_that_is_not_a_potential_is_refused(tmp_path):
     torch.save({"weights": torch.zeros(3)}, tmp_path / "other.pt")
     with pytest.raises(ValueError, match="is not an equinnp potential file"):
         equinnp.load_potential(tmp_path / "other.pt")
+
+
+def test_a_training_checkpoint_is_named_as_such(tmp_path):
+    torch.save({"format": "equinnp-training-checkpoint", "epoch": 3}, tmp_path / "last.pt")
+    with pytest.raises(ValueError, match="is an equinnp training checkpoint, not a potential file: .*potential_from_checkpoint"):
+        equinnp.load_potential(tmp_path / "last.pt")
