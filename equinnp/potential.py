@@ -332,7 +332,8 @@ class Potential(nn.Module):
                 volume = torch.linalg.det(cell).abs()  # [B]
                 periodic = pbc.any(dim=1)
                 # a slab or wire whose open rows of the cell are zero has no volume: its stress is undefined (NaN)
-                per_volume = torch.where(volume > 0, d_strain / volume.clamp(min=1e-300).view(-1, 1, 1), torch.full_like(d_strain, float("nan")))
+                per_volume = torch.where((volume > 0).view(-1, 1, 1), d_strain / volume.clamp(min=1e-300).view(-1, 1, 1),
+                                         torch.full_like(d_strain, float("nan")))  # [B, 3, 3]
                 stress = torch.where(periodic.view(-1, 1, 1), per_volume, torch.zeros_like(d_strain))
         return PotentialOutput(energy=energy, forces=forces, atomic_energies=atomic_energies, stress=stress,
                                charges=atomic.charges, energy_terms=energy_terms)

@@ -72,3 +72,17 @@ def test_a_cell_far_smaller_than_the_cutoff_is_refused_before_any_search(pot):
     assert three_layers(pot, tiny, [True] * 3, layers=1) == [None]  # a valid cell as such
     for outcome in three_layers(pot, tiny, [True] * 3)[1:]:
         assert "only 0.004 Å wide between lattice planes" in outcome and "periodic images" in outcome
+
+
+def test_stress_of_a_batch_of_crystals_and_an_open_system(pot):
+    from torch_geometric.data import Batch
+
+    from equinnp.testing.strategies import random_crystal
+
+    crystals = [random_crystal(seed, [1, 6], 3, length=4.0) for seed in range(4)]
+    molecule = Data(z=torch.tensor([6, 1, 1]), pos=torch.tensor(POS), cell=torch.zeros(1, 3, 3), pbc=torch.zeros(1, 3, dtype=torch.bool))
+    batch = Batch.from_data_list(crystals + [molecule])
+    stress = pot(batch).stress
+    assert stress.shape == (5, 3, 3) and torch.isfinite(stress).all() and stress[-1].abs().max() == 0
+    for k, crystal in enumerate(crystals):
+        torch.testing.assert_close(stress[k], pot(crystal).stress[0], rtol=1e-10, atol=1e-12)
