@@ -18,7 +18,8 @@ from typing import Callable, Dict, List, Sequence
 
 import numpy as np
 import torch
-from torch_geometric.data import Batch
+
+# Peers' workers import this module in their own venvs: PyG and equinnp are imported only where needed.
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
@@ -34,15 +35,19 @@ PEER_BENCHMARKS = {
 }
 
 
-def aspirin_batch(n: int = 64) -> Batch:
+def aspirin_batch(n: int = 64):
+    from torch_geometric.data import Batch
+
     from equinnp.data import from_arrays
 
     data = np.load(RMD17)
     return Batch.from_data_list([from_arrays(data["nuclear_charges"], data["coords"][k]) for k in range(n)])
 
 
-def water_cluster(per_side: int = 7, spacing: float = 3.1, seed: int = 0) -> Batch:
+def water_cluster(per_side: int = 7, spacing: float = 3.1, seed: int = 0):
     """per_side³ water molecules on a jittered grid with random orientations (3·7³ = 1,029 atoms)."""
+    from torch_geometric.data import Batch
+
     from equinnp.data import from_arrays
 
     rng = np.random.default_rng(seed)
