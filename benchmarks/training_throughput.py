@@ -86,6 +86,9 @@ def main_process_models(n_batches: int, batch_size: int):
             i, j = pair_list(pos[k], 0)
             data.edge_index = torch.as_tensor(np.stack([j, i]))  # [2, E]: row 0 neighbor j, row 1 center i
             data.cell_shifts = torch.zeros(len(i), 3)
+            # what RadiusGraph records, so that equinnp uses these edges (the pair list holds all pairs)
+            data.neighbor_cutoff = torch.full((1,), CUTOFF, dtype=torch.float64)
+            data.neighbor_pos = data.pos.clone()
             records.append(data)
         batches.append(Batch.from_data_list(records))
 
