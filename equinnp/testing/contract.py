@@ -37,6 +37,7 @@ import torch
 from torch import Tensor
 from torch_geometric.data import Batch, Data
 
+from equinnp.testing import evaluation
 from equinnp.testing.evaluation import (
     FLOAT32,
     FLOAT64,
@@ -53,16 +54,7 @@ from equinnp.testing.evaluation import (
     tolerances,
 )
 
-__all__ = [
-    "RTOL",
-    "NOISE_ULPS",
-    "Tolerances",
-    "FLOAT64",
-    "FLOAT32",
-    "tolerances",
-    "atomic_constants",
-    "constant_energy",
-    "evaluate",
+__all__ = evaluation.__all__ + [
     "check_rotation",
     "check_translation",
     "check_permutation",
