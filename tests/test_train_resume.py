@@ -14,7 +14,7 @@ import yaml
 
 from equinnp import load_potential
 from equinnp.train import Trainer, TrainingDivergedError, train
-from train_helpers import as_equinnp_0_1, tiny_config
+from train_helpers import FreezeWeights, as_equinnp_0_1, tiny_config
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -147,21 +147,9 @@ def test_max_time_stops_cleanly_with_the_best_model(tmp_path):
     assert (tmp_path / "model.pt").is_file() and summary["test"] is not None
 
 
-class _Freeze:
-    """Undo every update: the validation loss then never improves."""
-
-    def __init__(self):
-        self.initial = None
-
-    def on_step_end(self, trainer, epoch, step, terms):
-        if self.initial is None:
-            self.initial = {k: v.clone() for k, v in trainer.ema.module.state_dict().items()}
-        trainer.ema.module.load_state_dict(self.initial)
-
-
 def test_early_stopping_after_patience_epochs_without_improvement(tmp_path):
     config = tiny_config(tmp_path, max_epochs=50, early_stopping_patience=3)
     config["training"]["loss"]["stages"] = []
-    summary = Trainer(config, callbacks=[_Freeze()]).fit()
+    summary = Trainer(config, callbacks=[FreezeWeights()]).fit()
     assert summary["stopped_by"] == "early_stopping"
     assert summary["epochs"] == 4 and summary["best_epoch"] == 1

@@ -9,7 +9,7 @@ from equinnp.cli import main
 from equinnp.train import Trainer, train
 from equinnp.train.config import load_config
 from equinnp.train.stopping import stop_reason
-from train_helpers import tiny_config
+from train_helpers import FreezeWeights, tiny_config
 
 
 def _rows(out):
@@ -81,28 +81,16 @@ def test_resume_of_a_finished_run_changes_no_file_until_a_limit_is_raised(tmp_pa
     assert [row["epoch"] for row in _rows(tmp_path / "run")] == ["1", "2", "3"]
 
 
-class _Freeze:
-    """Undo every update: the validation loss then never improves."""
-
-    def __init__(self):
-        self.initial = None
-
-    def on_step_end(self, trainer, epoch, step, terms):
-        if self.initial is None:
-            self.initial = {k: v.clone() for k, v in trainer.ema.module.state_dict().items()}
-        trainer.ema.module.load_state_dict(self.initial)
-
-
 def test_an_early_stopped_run_stays_stopped_unless_the_patience_is_raised(tmp_path):
     config = tiny_config(tmp_path, max_epochs=50, early_stopping_patience=1)
     config["training"]["loss"]["stages"] = []
-    summary = Trainer(config, callbacks=[_Freeze()]).fit()
+    summary = Trainer(config, callbacks=[FreezeWeights()]).fit()
     assert summary["stopped_by"] == "early_stopping" and summary["epochs"] == 2
     before = _snapshot(tmp_path)
-    assert Trainer(config, resume=True, callbacks=[_Freeze()]).fit()["already_finished"]
+    assert Trainer(config, resume=True, callbacks=[FreezeWeights()]).fit()["already_finished"]
     assert _snapshot(tmp_path) == before
     config["training"]["early_stopping_patience"] = 2
-    summary = Trainer(config, resume=True, callbacks=[_Freeze()]).fit()
+    summary = Trainer(config, resume=True, callbacks=[FreezeWeights()]).fit()
     assert summary["stopped_by"] == "early_stopping" and summary["epochs"] >= 3 and "already_finished" not in summary
 
 
