@@ -269,10 +269,11 @@ class Potential(nn.Module):
             cell = cell + torch.bmm(cell, symmetric)  # [B, 3, 3]
 
         edge_index, cell_shifts, precomputed = self._edges(data, pos, batch, cell, pbc)
+        cell_shifts = cell_shifts.to(pos.dtype)  # [E, 3]
         j, i = edge_index[0], edge_index[1]
         edge_vec = pos[j] - pos[i]  # [E, 3]
-        if cell is not None and cell_shifts is not None:
-            edge_vec = edge_vec + torch.einsum("ek,ekl->el", cell_shifts.to(pos.dtype), cell[batch[i]])  # [E, 3]
+        if cell is not None:
+            edge_vec = edge_vec + torch.einsum("ek,ekl->el", cell_shifts, cell[batch[i]])  # [E, 3]
         edge_length = torch.linalg.vector_norm(edge_vec, dim=-1)  # [E]
         if precomputed:  # searched with a possibly larger radius
             keep = edge_length <= self.search_cutoff
@@ -300,7 +301,7 @@ class Potential(nn.Module):
             num_graphs=num_graphs,
             charge=self._total(data, "charge", 0.0, num_graphs, pos.device),
             spin=self._total(data, "spin", 1.0, num_graphs, pos.device),
-            cell_shifts=cell_shifts.to(pos.dtype),
+            cell_shifts=cell_shifts,
             cell=cell,
             pbc=pbc,
             reverse_edge=reverse,
