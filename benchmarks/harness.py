@@ -76,15 +76,19 @@ def workloads() -> List[tuple]:
     ]
 
 
-def median_time(fn: Callable[[], object], repeats: int, warmup: int = 1) -> float:
-    """Median seconds of ``repeats`` calls of ``fn`` after ``warmup`` calls."""
+def median_time(fn: Callable[[], object], repeats: int, warmup: int = 1,
+                clock: Callable[[], float] = time.perf_counter) -> float:
+    """Median seconds of ``repeats`` calls of ``fn`` after ``warmup`` calls.
+
+    ``clock``: ``time.perf_counter`` (wall) or ``time.process_time`` (CPU time of
+    this process, steadier on a shared machine for single-threaded code)."""
     for _ in range(warmup):
         fn()
     times = []
     for _ in range(repeats):
-        start = time.perf_counter()
+        start = clock()
         fn()
-        times.append(time.perf_counter() - start)
+        times.append(clock() - start)
     return statistics.median(times)
 
 
@@ -102,17 +106,37 @@ def alternating_medians(contenders: Dict[str, Callable[[], object]], repeats: in
     return {name: statistics.median(t) for name, t in times.items()}
 
 
+def cpu_name() -> str:
+    """The CPU model from ``/proc/cpuinfo``, else what ``platform`` knows."""
+    try:
+        with open("/proc/cpuinfo") as handle:
+            for line in handle:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def machine(threads: int) -> str:
     """One line naming the machine, torch, the thread count and the load."""
     load = f", load average {os.getloadavg()[0]:.1f} at the end (shared machine)" if hasattr(os, "getloadavg") else ""
-    cpu = platform.processor() or platform.machine()
+    cpu = cpu_name()
     return f"{cpu}, {os.cpu_count()} cores, {platform.system()} {platform.release()}, torch {torch.__version__}, {threads} threads{load}"
 
 
-def write_table(path: Path, title: str, notes: Sequence[str], header: Sequence[str], rows: Sequence[Sequence]) -> str:
-    """Write a Markdown results table (title, notes, table) to ``path`` and return it."""
-    lines = [f"# {title}", "", *notes, "", "| " + " | ".join(header) + " |", "| " + " | ".join("---" for _ in header) + " |"]
-    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+def markdown_table(header: Sequence[str], rows: Sequence[Sequence]) -> List[str]:
+    """The lines of a Markdown table."""
+    lines = ["| " + " | ".join(header) + " |", "| " + " | ".join("---" for _ in header) + " |"]
+    return lines + ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+
+
+def write_table(path: Path, title: str, notes: Sequence[str], header: Sequence[str], rows: Sequence[Sequence],
+                footer: Sequence[str] = ()) -> str:
+    """Write a Markdown results table (title, notes, table, footer) to ``path`` and return it."""
+    lines = [f"# {title}", "", *notes, "", *markdown_table(header, rows)]
+    if footer:
+        lines += ["", *footer]
     text = "\n".join(lines) + "\n"
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

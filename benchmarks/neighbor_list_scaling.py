@@ -23,7 +23,6 @@ import argparse
 import math
 import os
 import platform
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -53,6 +52,9 @@ if ARGS is not None:
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from harness import cpu_name, median_time  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from equinnp.neighbors import radius_graph  # noqa: E402
@@ -143,17 +145,10 @@ def time_call(fn, repeats: int, predicted: float) -> tuple[float, int]:
     A call predicted to take more than ``SLOW_S`` seconds runs once, without
     warm-up. Returns the time and the number of timed calls.
     """
-    if predicted > SLOW_S:
-        repeats = 1
-    else:
-        fn()  # warm-up (imports, allocations)
+    slow = predicted > SLOW_S
+    repeats = 1 if slow else repeats
     clock = time.process_time if ARGS.clock == "cpu" else time.perf_counter
-    times = []
-    for _ in range(repeats):
-        start = clock()
-        fn()
-        times.append(clock() - start)
-    return statistics.median(times), repeats
+    return median_time(fn, repeats, warmup=0 if slow else 1, clock=clock), repeats
 
 
 def format_time(seconds: float) -> str:
@@ -240,15 +235,7 @@ def machine() -> str:
             return "not installed"
 
     load = os.getloadavg() if hasattr(os, "getloadavg") else ("?",) * 3
-    cpu = platform.processor() or "unknown"
-    try:
-        with open("/proc/cpuinfo") as handle:
-            for line in handle:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
+    cpu = cpu_name()
     return (
         f"- platform: `{platform.platform()}`, CPU: {cpu}, `os.cpu_count()` = {os.cpu_count()}\n"
         f"- Python {platform.python_version()}, torch {torch.__version__}, "

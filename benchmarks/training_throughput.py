@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -37,6 +36,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from harness import RESULTS, machine, write_table  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO / "equinnp" / "data" / "bundled" / "rmd17_ethanol_train_01.npz"
@@ -242,17 +244,6 @@ class SchNetPackPeer:
 
 
 # ------------------------------------------------------------------ report
-def machine() -> str:
-    cpu = platform.processor() or "unknown CPU"
-    try:
-        with open("/proc/cpuinfo") as handle:
-            names = [line.split(":", 1)[1].strip() for line in handle if line.startswith("model name")]
-        cpu = names[0] if names else cpu
-    except OSError:
-        pass
-    return f"{cpu}, {os.cpu_count()} logical CPUs, {platform.system()} {platform.release()}"
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
@@ -260,7 +251,7 @@ def main() -> None:
     parser.add_argument("--batches", type=int, default=4, help="distinct batches cycled through")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "training_throughput.md")
+    parser.add_argument("--out", type=Path, default=RESULTS / "training_throughput.md")
     parser.add_argument("--schnetpack-worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.schnetpack_worker:
@@ -290,12 +281,19 @@ def main() -> None:
     median = {n: statistics.median(r) for n, r in rate.items()}
     cpu_median = {n: statistics.median(r) for n, r in cpu_rate.items()}
     reference = {"equinnp SchNet": ["PyG SchNet", "SchNetPack SchNet"], "equinnp PaiNN": ["SchNetPack PaiNN"]}
-    lines = [
-        "# Training throughput: equinnp vs PyG and SchNetPack",
-        "",
-        f"Machine: {machine()}; torch {torch.__version__}, {args.threads} thread(s) per process; "
-        f"load average (1 min) {load_before[0]:.1f} before, {load_after[0]:.1f} after (the machine is shared: "
-        "absolute numbers are pessimistic, ratios come from alternating timings in one run).",
+    rows = []
+    for name in names:
+        ratio = cpu_ratio = ""
+        for ours, peers in reference.items():
+            if name in peers:
+                ratio = f"{median[ours] / median[name]:.2f}"
+                cpu_ratio = f"{cpu_median[ours] / cpu_median[name]:.2f}"
+        rows.append([name, f"{median[name]:.1f}", f"{min(rate[name]):.1f}-{max(rate[name]):.1f}",
+                     f"{cpu_median[name]:.1f}", ratio, cpu_ratio])
+    notes = [
+        f"Machine: {machine(args.threads)} per process; load average (1 min) {load_before[0]:.1f} before, "
+        f"{load_after[0]:.1f} after (the machine is shared: absolute numbers are pessimistic, ratios come from "
+        "alternating timings in one run).",
         "",
         f"One step = forward + forces (autograd, create_graph) + energy/force MSE loss + backward + AdamW, "
         f"batches of {args.batch_size} rMD17 ethanol frames (9 atoms), float32; neighbor lists precomputed for all. "
@@ -303,26 +301,14 @@ def main() -> None:
         "",
         "Two rates: molecules per wall-clock second, and per CPU second of the timed process "
         "(CPU time excludes the time other jobs held the cores, so it is the steadier comparison on a shared machine).",
-        "",
-        "| implementation | molecules/s, wall (median) | wall min-max | molecules/CPU-s (median) | equinnp / this (wall) | equinnp / this (CPU) |",
-        "| --- | ---: | ---: | ---: | ---: | ---: |",
     ]
-    for name in names:
-        ratio = cpu_ratio = ""
-        for ours, peers in reference.items():
-            if name in peers:
-                ratio = f"{median[ours] / median[name]:.2f}"
-                cpu_ratio = f"{cpu_median[ours] / cpu_median[name]:.2f}"
-        lines.append(f"| {name} | {median[name]:.1f} | {min(rate[name]):.1f}-{max(rate[name]):.1f} | "
-                     f"{cpu_median[name]:.1f} | {ratio} | {cpu_ratio} |")
-    if not peer:
-        lines += ["", f"SchNetPack rows missing: no peer env at {SCHNETPACK_PYTHON}."]
-    else:
-        lines += ["", f"SchNetPack {peer.version} ran in its own env (`.peers/schnetpack`), in a subprocess driven in alternation with the others."]
-    lines += ["", f"Command: `python benchmarks/training_throughput.py --repeats {args.repeats} --steps {args.steps} --threads {args.threads}`", ""]
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text("\n".join(lines))
-    print("\n".join(lines))
+    footer = ([f"SchNetPack {peer.version} ran in its own env (`.peers/schnetpack`), in a subprocess driven in "
+               "alternation with the others."] if peer else [f"SchNetPack rows missing: no peer env at {SCHNETPACK_PYTHON}."])
+    footer += ["", f"Command: `python benchmarks/training_throughput.py --repeats {args.repeats} --steps {args.steps} "
+                   f"--threads {args.threads}`"]
+    header = ["implementation", "molecules/s, wall (median)", "wall min-max", "molecules/CPU-s (median)",
+              "equinnp / this (wall)", "equinnp / this (CPU)"]
+    print(write_table(args.out, "Training throughput: equinnp vs PyG and SchNetPack", notes, header, rows, footer))
 
 
 if __name__ == "__main__":

@@ -37,6 +37,8 @@ __all__ = [
     "plain_data",
     "potential_from_checkpoint",
     "restore_rng_state",
+    "restore_trainer_state",
+    "trainer_state",
 ]
 
 CHECKPOINT_FORMAT = "equinnp-training-checkpoint"
@@ -257,3 +259,45 @@ def load_model_file(path: Union[str, Path]):
         potential, info = potential_from_checkpoint(path)
         return potential, describe_checkpoint(info)
     return load_potential(path), None
+
+
+def trainer_state(trainer) -> dict:
+    """Everything a :class:`~equinnp.train.Trainer` needs to continue its run (collective under ``torchrun``)."""
+    return {
+        "format": CHECKPOINT_FORMAT,
+        "config": plain_data(trainer.config),
+        "potential": {"config": plain_data(trainer.potential.config), "fit_info": plain_data(trainer.potential.fit_info)},
+        "epoch": trainer.epoch,
+        "elapsed": trainer.elapsed,
+        "epoch_time": trainer.epoch_time,
+        "run_id": trainer.run_id,
+        "model": trainer.potential.state_dict(),
+        "ema": trainer.ema.state_dict() if trainer.ema is not None else None,
+        "optimizer": trainer.optimizer.state_dict(),
+        "schedule": trainer.schedule.state_dict(),
+        "best_loss": trainer.best_loss,
+        "best_epoch": trainer.best_epoch,
+        "best_metrics": trainer.best_metrics,
+        "best_state": trainer.best_state,
+        "bad_epochs": trainer.bad_epochs,
+        "stage": trainer.stage,
+        "last_metrics": trainer.last_metrics,
+        "rng": trainer.ctx.gather_objects(capture_rng_state()),
+        "world_size": trainer.ctx.world_size,
+    }
+
+
+def restore_trainer_state(trainer, state: dict) -> None:
+    """Put a checkpoint written by :func:`trainer_state` back into ``trainer``."""
+    trainer.potential.load_state_dict(state["model"])
+    if trainer.ema is not None and state["ema"] is not None:
+        trainer.ema.load_state_dict(state["ema"])
+    trainer.optimizer.load_state_dict(state["optimizer"])
+    trainer.schedule.load_state_dict(state["schedule"])
+    for key in ("epoch", "elapsed", "best_loss", "best_epoch", "best_metrics", "best_state", "bad_epochs", "stage", "last_metrics"):
+        setattr(trainer, key, state[key])
+    # Checkpoints of equinnp 0.1 have neither: the next epoch's duration is then unknown.
+    trainer.epoch_time = state.get("epoch_time", 0.0)
+    trainer.run_id = state.get("run_id")
+    rng = state["rng"]
+    restore_rng_state(rng[trainer.ctx.rank] if len(rng) == trainer.ctx.world_size else rng[0])

@@ -24,7 +24,7 @@ from typing import Sequence
 
 from torch_geometric.data import Data
 
-__all__ = ["fit_postprocessing"]
+__all__ = ["describe_fit", "fit_postprocessing"]
 
 
 def fit_postprocessing(potential, records: Sequence[Data], training: dict, model_config: dict) -> dict:
@@ -45,3 +45,17 @@ def fit_postprocessing(potential, records: Sequence[Data], training: dict, model
         scale = 1.0 if choice in ("none", None) else choice if choice in ("rms_forces", "energy_std") else float(choice)
     shift = 0.0 if "shift" not in model_config else None
     return potential.fit(records, reference_energies=reference, scale=scale, shift=shift)
+
+
+def describe_fit(potential, fitted: dict) -> list:
+    """The log lines that say what ``fit_postprocessing`` set, and whether the reference energies mean anything."""
+    parts = [f"{key} {fitted[key]:.4g}" for key in ("scale", "avg_num_neighbors") if key in fitted]
+    lines = ["fitted from the training split" + (": " + ", ".join(parts) if parts else "")]
+    reference = potential.fit_info.get("reference_energies", {})
+    if reference.get("identifiable") is False:
+        lines.append(
+            f"reference energies: the training compositions determine only {reference['rank']} of "
+            f"{reference['num_elements']} elements; the fitted per-element values are not physical "
+            "(recorded in the model's metadata). Give model.reference_energies for transferable energies."
+        )
+    return lines

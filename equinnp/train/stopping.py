@@ -21,9 +21,11 @@ reason to stop still holds under the resumed config is finished, and
 
 from __future__ import annotations
 
-from typing import NamedTuple, Optional
+import json
+from pathlib import Path
+from typing import NamedTuple, Optional, Tuple
 
-__all__ = ["StopReason", "stop_reason"]
+__all__ = ["StopReason", "finished_run", "stop_reason"]
 
 
 class StopReason(NamedTuple):
@@ -62,3 +64,21 @@ def stop_reason(training: dict, epoch: int, elapsed: float, epoch_time: float, b
         return StopReason("max_time", f"{elapsed:.0f} s of training, another epoch of ~{epoch_time:.0f} s would pass "
                           f"training.max_time = {max_time:g} s", "training.max_time")
     return None
+
+
+def finished_run(training: dict, output_dir: Path, state: dict) -> Optional[Tuple[StopReason, dict]]:
+    """(why it stopped, its saved summary) for a run whose checkpoint ``state`` says it has ended, else None.
+
+    A run that has ended but whose final evaluation did not complete (no
+    ``summary.json`` of the same run and epoch) returns None: it is finished by
+    resuming it, which goes straight to the final evaluation.
+    """
+    reason = stop_reason(training, state["epoch"], state["elapsed"], state.get("epoch_time", 0.0), state["bad_epochs"])
+    summary_path = Path(output_dir) / "summary.json"
+    if reason is None or not summary_path.is_file():
+        return None
+    with open(summary_path) as handle:
+        summary = json.load(handle)
+    if summary.get("epochs") != state["epoch"] or summary.get("run_id") != state.get("run_id"):
+        return None
+    return reason, summary

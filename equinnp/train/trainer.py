@@ -27,19 +27,19 @@ import numpy as np
 import torch
 
 from equinnp.build import build_potential
-from equinnp.train.checkpoint import (CHECKPOINT_FORMAT, atomic_torch_save, capture_rng_state, load_checkpoint, plain_data,
-                                      restore_rng_state)
+from equinnp.train.checkpoint import atomic_torch_save, load_checkpoint, restore_trainer_state, trainer_state
 from equinnp.train.config import dump_config, load_config
 from equinnp.train.data import load_run_data, make_loader, prepare_records
 from equinnp.train.distributed import setup_distributed
 from equinnp.train.ema import ExponentialMovingAverage
-from equinnp.train.fitting import fit_postprocessing
+from equinnp.train.fitting import describe_fit, fit_postprocessing
 from equinnp.train.losses import WeightedLoss, loss_weights_at
 from equinnp.train.metrics import evaluate_potential
 from equinnp.train.outputs import forward_flags, run_outputs
 from equinnp.train.reporting import MetricsLog, format_epoch_line, format_metrics, metrics_columns
 from equinnp.train.schedules import LearningRateSchedule
-from equinnp.train.stopping import stop_reason
+from equinnp.train.stopping import finished_run, stop_reason
+from equinnp.train.test_set import evaluate_test_set
 
 __all__ = ["Trainer", "TrainingDivergedError", "train"]
 
@@ -98,14 +98,10 @@ class Trainer:
                 )
             return None
         self.resume_state = state = load_checkpoint(self.output_dir / "last.pt")
-        reason = stop_reason(self.training, state["epoch"], state["elapsed"], state.get("epoch_time", 0.0), state["bad_epochs"])
-        summary_path = self.output_dir / "summary.json"
-        if reason is None or not summary_path.is_file():
+        finished = finished_run(self.training, self.output_dir, state)
+        if finished is None:
             return None
-        with open(summary_path) as handle:
-            summary = json.load(handle)
-        if summary.get("epochs") != state["epoch"] or summary.get("run_id") != state.get("run_id"):
-            return None
+        reason, summary = finished
         self._say(f"{self.output_dir} is finished: stopped by {reason.kind} after epoch {state['epoch']} ({reason.detail}); "
                   f"nothing to do, no file changed. To train on, raise {reason.setting} (--set {reason.setting}=...) with --resume")
         return {**summary, "rank": self.ctx.rank, "already_finished": True}
@@ -162,7 +158,7 @@ class Trainer:
             self.output_dir.mkdir(parents=True, exist_ok=True)
             dump_config(self.config, self.output_dir / "config.yaml")
         if self.resume:
-            self._load(self.resume_state)
+            restore_trainer_state(self, self.resume_state)
             self.resume_state = None
         self.log = MetricsLog(self.output_dir, metrics_columns(self.outputs), training["tensorboard"]) if self.ctx.is_main else None
         if self.log is not None:
@@ -174,46 +170,8 @@ class Trainer:
         return self.ema.module if self.ema is not None else self.potential
 
     # ------------------------------------------------------------ checkpoints
-    def _state(self) -> dict:
-        return {
-            "format": CHECKPOINT_FORMAT,
-            "config": plain_data(self.config),
-            "potential": {"config": plain_data(self.potential.config), "fit_info": plain_data(self.potential.fit_info)},
-            "epoch": self.epoch,
-            "elapsed": self.elapsed,
-            "epoch_time": self.epoch_time,
-            "run_id": self.run_id,
-            "model": self.potential.state_dict(),
-            "ema": self.ema.state_dict() if self.ema is not None else None,
-            "optimizer": self.optimizer.state_dict(),
-            "schedule": self.schedule.state_dict(),
-            "best_loss": self.best_loss,
-            "best_epoch": self.best_epoch,
-            "best_metrics": self.best_metrics,
-            "best_state": self.best_state,
-            "bad_epochs": self.bad_epochs,
-            "stage": self.stage,
-            "last_metrics": self.last_metrics,
-            "rng": self.ctx.gather_objects(capture_rng_state()),
-            "world_size": self.ctx.world_size,
-        }
-
-    def _load(self, state: dict) -> None:
-        self.potential.load_state_dict(state["model"])
-        if self.ema is not None and state["ema"] is not None:
-            self.ema.load_state_dict(state["ema"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.schedule.load_state_dict(state["schedule"])
-        for key in ("epoch", "elapsed", "best_loss", "best_epoch", "best_metrics", "best_state", "bad_epochs", "stage", "last_metrics"):
-            setattr(self, key, state[key])
-        # Checkpoints of equinnp 0.1 have neither: the next epoch's duration is then unknown.
-        self.epoch_time = state.get("epoch_time", 0.0)
-        self.run_id = state.get("run_id")
-        rng = state["rng"]
-        restore_rng_state(rng[self.ctx.rank] if len(rng) == self.ctx.world_size else rng[0])
-
     def _save(self, improved: bool) -> None:
-        state = self._state()  # collective (gathers RNG states): every rank calls it
+        state = trainer_state(self)  # collective (gathers RNG states): every rank calls it
         if not self.ctx.is_main:
             return
         atomic_torch_save(state, self.output_dir / "last.pt")
@@ -318,15 +276,8 @@ class Trainer:
             + f", {self.ctx.world_size} process(es) on {self.ctx.device}"
         )
         if self.fitted and not self.resume:
-            parts = [f"{key} {self.fitted[key]:.4g}" for key in ("scale", "avg_num_neighbors") if key in self.fitted]
-            self._say("fitted from the training split" + (": " + ", ".join(parts) if parts else ""))
-            reference = self.potential.fit_info.get("reference_energies", {})
-            if reference.get("identifiable") is False:
-                self._say(
-                    f"reference energies: the training compositions determine only {reference['rank']} of "
-                    f"{reference['num_elements']} elements; the fitted per-element values are not physical "
-                    "(recorded in the model's metadata). Give model.reference_energies for transferable energies."
-                )
+            for line in describe_fit(self.potential, self.fitted):
+                self._say(line)
         if self.resume:
             self._say(f"resuming {self.output_dir} after epoch {self.epoch}")
         bar = None
@@ -426,23 +377,8 @@ class Trainer:
             "rank": self.ctx.rank,
         }
         if self.data.test is not None:
-            test_records = prepare_records(self.data.test, self.potential.cutoff, self.potential.dtype)
-            loader = make_loader(test_records, self.config["data"]["val_batch_size"], shuffle=False,
-                                 rank=self.ctx.rank, world_size=self.ctx.world_size)
-            result = evaluate_potential(self.evaluated_model, loader, self.ctx.device, collect=not self.ctx.enabled,
-                                        distributed=self.ctx.enabled)
-            metrics, arrays = result if isinstance(result, tuple) else (result, None)
-            summary["test"] = metrics
-            if self.ctx.is_main:
-                with open(self.output_dir / "test_metrics.json", "w") as handle:
-                    json.dump(metrics, handle, indent=2)
-                if arrays is not None:
-                    from equinnp.train.plots import parity_plot
-
-                    parity_plot(arrays, self.output_dir / "parity.png", title=f"{self.potential.architecture}: test set")
-                    summary["parity_plot"] = str(self.output_dir / "parity.png")
-                self._say(f"test ({metrics['n_structures']} structures): MAE {format_metrics(metrics)}; "
-                          f"RMSE {format_metrics(metrics, kind='rmse')}")
+            summary.update(evaluate_test_set(self.evaluated_model, self.data.test, self.config["data"]["val_batch_size"],
+                                             self.ctx, self.output_dir, self._say))
         if self.ctx.is_main:
             with open(self.output_dir / "summary.json", "w") as handle:
                 json.dump(summary, handle, indent=2)
