@@ -9,12 +9,15 @@ alternating so that load changes on a shared machine hit all of them alike.
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import statistics
+import subprocess
+import sys
 import time
 from pathlib import Path
-from typing import Callable, Dict, List, Sequence
+from typing import Callable, Collection, Dict, List, Optional, Sequence
 
 import numpy as np
 import torch
@@ -28,9 +31,9 @@ RMD17 = HERE.parents[1] / "shared" / "data" / "rmd17" / "rmd17_aspirin_train_01.
 #: Architecture → (benchmark script in this folder, its peer). Every entry of
 #: ``equinnp.ARCHITECTURES`` has one (``tests/test_benchmarks.py``).
 PEER_BENCHMARKS = {
-    "schnet": ("inference_schnet.py", "torch_geometric SchNet 2.8.1 (same process)"),
+    "schnet": ("schnet_inference.py", "torch_geometric SchNet 2.8.1 (same process)"),
     "painn": ("training_throughput.py", "SchNetPack 2.1.1 PaiNN (.peers/schnetpack)"),
-    "mace": ("equivariant_inference.py", "mace-torch 0.3.16 (.peers/mace)"),
+    "mace": ("mace_inference.py", "mace-torch 0.3.16 (.peers/mace)"),
     "tensornet": ("tensornet_inference.py", "TorchMD-Net 3.1.0 TensorNet (.peers/torchmdnet)"),
 }
 
@@ -92,8 +95,13 @@ def median_time(fn: Callable[[], object], repeats: int, warmup: int = 1,
     return statistics.median(times)
 
 
-def alternating_medians(contenders: Dict[str, Callable[[], object]], repeats: int, warmup: int = 2) -> Dict[str, float]:
-    """Median seconds per contender, timed one call each in turn (so load changes hit all alike)."""
+def alternating_medians(contenders: Dict[str, Callable[[], object]], repeats: int, warmup: int = 2,
+                        self_timed: Collection[str] = ()) -> Dict[str, float]:
+    """Median seconds per contender, timed one call each in turn (so load changes hit all alike).
+
+    Contenders named in ``self_timed`` return their own seconds (a :class:`PeerWorker`
+    timing its call inside its process, without the pipe's round trip).
+    """
     for fn in contenders.values():
         for _ in range(warmup):
             fn()
@@ -101,9 +109,56 @@ def alternating_medians(contenders: Dict[str, Callable[[], object]], repeats: in
     for _ in range(repeats):
         for name, fn in contenders.items():
             start = time.perf_counter()
-            fn()
-            times[name].append(time.perf_counter() - start)
+            result = fn()
+            times[name].append(float(result) if name in self_timed else time.perf_counter() - start)
     return {name: statistics.median(t) for name, t in times.items()}
+
+
+class PeerWorker:
+    """A peer's model in a long-lived process of the peer's own venv, driven call by call.
+
+    ``argv`` runs a script whose worker side calls :func:`serve`; ``time(k)``
+    asks it for one call of its k-th workload and returns the seconds it measured.
+    """
+
+    def __init__(self, python: Path, argv: Sequence[str], threads: int, env: Optional[dict] = None):
+        if not Path(python).exists():
+            raise FileNotFoundError(f"no peer venv at {python}: build it with benchmarks/peers/setup_envs.sh")
+        environment = dict(os.environ, OMP_NUM_THREADS=str(threads), **(env or {}))
+        self.process = subprocess.Popen([str(python), *map(str, argv)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                        text=True, env=environment)
+        for line in self.process.stdout:  # some peers print banners on stdout first
+            if line.strip() == "ready":
+                break
+        else:
+            raise RuntimeError(f"peer worker {' '.join(map(str, argv))} exited before it was ready")
+
+    def time(self, k: int) -> float:
+        self.process.stdin.write(f"{k}\n")
+        self.process.stdin.flush()
+        line = self.process.stdout.readline()
+        while line and not line.startswith("{"):  # skip anything else the peer prints
+            line = self.process.stdout.readline()
+        if not line:
+            raise RuntimeError("peer worker exited during a timing")
+        return json.loads(line)["seconds"]
+
+    def close(self) -> None:
+        self.process.stdin.close()
+        self.process.wait(timeout=120)
+
+
+def serve(calls: Sequence[Callable[[], object]]) -> None:
+    """Worker side of :class:`PeerWorker`: warm up every call, print ``ready``, then answer each
+    stdin line ``k`` with ``{"seconds": ...}`` of one call of ``calls[k]``."""
+    for call in calls:
+        call()
+    print("ready", flush=True)
+    for line in sys.stdin:
+        call = calls[int(line)]
+        start = time.perf_counter()
+        call()
+        print(json.dumps({"seconds": time.perf_counter() - start}), flush=True)
 
 
 def cpu_name() -> str:

@@ -4,7 +4,7 @@ Same hyperparameters on both sides (128 channels, 2 interaction layers, 32
 exponential-normal radial functions, cutoff 5 Å, O(3), SiLU), float32, eager,
 random weights, the same thread count and the same structures: batches of 64
 rMD17 aspirin frames (21 atoms) and one 1,029-atom water cluster
-(``inference_schnet.py``). Each side computes its own neighbor list inside the
+(``harness.workloads``). Each side computes its own neighbor list inside the
 timed call (TorchMD-Net's model always does; equinnp's ``Potential`` does when
 the batch carries no ``edge_index``).
 
@@ -22,33 +22,20 @@ reported.
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
-import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import torch
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from harness import PeerWorker, alternating_medians, machine, serve, workloads, write_table  # noqa: E402
+
 REPO = HERE.parent
 PEER_PYTHON = REPO / ".peers" / "torchmdnet" / "bin" / "python"
 ELEMENTS = [1, 6, 7, 8]
 HYPER = dict(hidden_channels=128, num_layers=2, num_rbf=32, cutoff=5.0)
-
-
-def workloads():
-    sys.path.insert(0, str(HERE))
-    from harness import aspirin_batch, water_cluster
-
-    return [
-        ("64 x aspirin (21 atoms)", "molecules/s", 64, aspirin_batch(64)),
-        ("water cluster (1,029 atoms)", "atoms/s", 1029, water_cluster()),
-    ]
 
 
 # ------------------------------------------------------------------ TorchMD-Net worker (peer venv)
@@ -77,41 +64,7 @@ def peer_worker(inputs: str, mode: str) -> None:
     model = create_model(args).eval()
     assert model.representation_model.opt == (mode == "warp"), f"TorchMD-Net ops are not the {mode} ones"
     systems = [(w["z"], w["pos"].float(), w["batch"]) for w in job["workloads"]]
-    for z, pos, batch in systems:  # warm-up (Warp compiles its kernels on first use)
-        model(z, pos, batch)
-    print("ready", flush=True)
-    for line in sys.stdin:
-        z, pos, batch = systems[int(line)]
-        start = time.perf_counter()
-        energy, forces = model(z, pos, batch)
-        print(json.dumps({"seconds": time.perf_counter() - start, "energy": float(energy.sum())}), flush=True)
-
-
-class Peer:
-    def __init__(self, mode: str, inputs: Path, threads: int):
-        env = dict(os.environ, OMP_NUM_THREADS=str(threads))
-        self.mode = mode
-        self.process = subprocess.Popen(
-            [str(PEER_PYTHON), __file__, "--peer-worker", str(inputs), mode],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env,
-        )
-        for line in self.process.stdout:  # Warp prints its banner on stdout first
-            if line.strip() == "ready":
-                break
-        else:
-            raise RuntimeError(f"TorchMD-Net {mode} worker exited before it was ready")
-
-    def time(self, k: int) -> float:
-        self.process.stdin.write(f"{k}\n")
-        self.process.stdin.flush()
-        line = self.process.stdout.readline()
-        while not line.startswith("{"):  # skip anything else the peer prints
-            line = self.process.stdout.readline()
-        return json.loads(line)["seconds"]
-
-    def close(self):
-        self.process.stdin.close()
-        self.process.wait()
+    serve([lambda system=system: model(*system) for system in systems])  # the warm-up compiles Warp's kernels
 
 
 # ------------------------------------------------------------------ main
@@ -121,7 +74,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--out", default=str(HERE / "results" / "equivariant_inference_tensornet.md"))
+    parser.add_argument("--out", default=str(HERE / "results" / "tensornet_inference.md"))
     parser.add_argument("--peer-worker", nargs=2, metavar=("INPUTS", "MODE"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.peer_worker:
@@ -137,47 +90,30 @@ def main():
         inputs = Path(tmp) / "inputs.pt"
         torch.save({"threads": args.threads,
                     "workloads": [{"z": b.z, "pos": b.pos, "batch": b.batch} for *_, b in loads]}, inputs)
-        peers = [Peer(mode, inputs, args.threads) for mode in ("warp", "pure")]
+        peers = {mode: PeerWorker(PEER_PYTHON, [__file__, "--peer-worker", inputs, mode], args.threads)
+                 for mode in ("warp", "pure")}
         rows = []
         for k, (label, unit, count, batch) in enumerate(loads):
-            pot(batch)  # warm-up
-            times = {"equinnp": [], "warp": [], "pure": []}
-            for _ in range(args.repeats):
-                start = time.perf_counter()
-                pot(batch)
-                times["equinnp"].append(time.perf_counter() - start)
-                for peer in peers:
-                    times[peer.mode].append(peer.time(k))
-            med = {name: statistics.median(t) for name, t in times.items()}
-            rows.append((label, unit, count, med))
-            print(f"{label}: " + ", ".join(f"{n} {count / s:,.1f} {unit}" for n, s in med.items()), flush=True)
-        for peer in peers:
+            contenders = {"equinnp": lambda: pot(batch), **{mode: (lambda p=peer: p.time(k)) for mode, peer in peers.items()}}
+            med = alternating_medians(contenders, args.repeats, warmup=1, self_timed=peers)
+            rows.append([label, f"{count / med['equinnp']:,.1f} {unit}", f"{count / med['warp']:,.1f} {unit}",
+                         f"{count / med['pure']:,.1f} {unit}", f"{med['warp'] / med['equinnp']:.2f}",
+                         f"{med['pure'] / med['equinnp']:.2f}"])
+            print(f"{label}: " + ", ".join(f"{n} {count / t:,.1f} {unit}" for n, t in med.items()), flush=True)
+        for peer in peers.values():
             peer.close()
 
-    load = os.getloadavg()[0]
-    lines = [
-        "# TensorNet inference: equinnp vs TorchMD-Net 3.1.0 (energy + forces, float32, eager)",
-        "",
-        f"Machine: {platform.machine()}, {os.cpu_count()} cores shared with other jobs, torch {torch.__version__}, "
-        f"{args.threads} threads, load average {load:.1f} at the end. Random weights; 128 channels, 2 layers, "
-        "32 radial functions, cutoff 5 Å, O(3). Each call computes its own neighbor list. The three contenders "
-        f"take turns call by call ({args.repeats} rounds after a warm-up); medians. TorchMD-Net runs in its own "
-        "venv in long-lived worker processes, with its Warp kernels and with its pure-PyTorch ops (`OPT = False`).",
+    notes = [
+        f"Machine: {machine(args.threads)}. Random weights; 128 channels, 2 layers, 32 radial functions, "
+        "cutoff 5 Å, O(3). Each call computes its own neighbor list. The three contenders take turns call by call "
+        f"({args.repeats} rounds after a warm-up); medians. TorchMD-Net runs in its own venv in long-lived worker "
+        "processes, with its Warp kernels and with its pure-PyTorch ops (`OPT = False`).",
         "Command: `python benchmarks/tensornet_inference.py`",
-        "",
-        "| workload | equinnp | TorchMD-Net (Warp) | TorchMD-Net (pure PyTorch) | ratio vs Warp | ratio vs pure PyTorch |",
-        "| --- | --- | --- | --- | --- | --- |",
     ]
-    for label, unit, count, med in rows:
-        lines.append(
-            f"| {label} | {count / med['equinnp']:,.1f} {unit} | {count / med['warp']:,.1f} {unit} | "
-            f"{count / med['pure']:,.1f} {unit} | {med['warp'] / med['equinnp']:.2f} | {med['pure'] / med['equinnp']:.2f} |"
-        )
-    lines.append("")
-    lines.append("Ratio: equinnp throughput / TorchMD-Net throughput (above 1: equinnp is faster).")
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    header = ["workload", "equinnp", "TorchMD-Net (Warp)", "TorchMD-Net (pure PyTorch)", "ratio vs Warp", "ratio vs pure PyTorch"]
+    footer = ["Ratio: equinnp throughput / TorchMD-Net throughput (above 1: equinnp is faster)."]
+    print(write_table(Path(args.out), "TensorNet inference: equinnp vs TorchMD-Net 3.1.0 (energy + forces, float32, eager)",
+                      notes, header, rows, footer))
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ The two are timed in alternation, and the median of the repeats is reported.
 Workloads: batches of 64 real rMD17 aspirin frames (21 atoms) and one
 1,029-atom water cluster.
 
-    python benchmarks/inference_schnet.py [--repeats 7] [--threads 2] [--out benchmarks/results/inference_schnet.md]
+    python benchmarks/schnet_inference.py [--repeats 7] [--threads 2] [--out benchmarks/results/schnet_inference.md]
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "inference_schnet.md"))
+    parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "schnet_inference.md"))
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -75,7 +75,7 @@ def main():
         Path(args.out),
         "SchNet inference: equinnp vs torch_geometric (energy + forces, float32)",
         [f"Machine: {machine(args.threads)}. Median of {args.repeats} alternating repeats, same process, same weights, same neighbor list.",
-         "Command: `python benchmarks/inference_schnet.py`"],
+         "Command: `python benchmarks/schnet_inference.py`"],
         ["workload", "equinnp", "PyG SchNet", "ratio (equinnp / PyG throughput)", "max energy deviation (eV)"],
         [(label, f"{ours:,.1f} {unit}", f"{theirs:,.1f} {unit}", f"{ratio:.2f}", f"{deviation:.1e}") for label, unit, ours, theirs, ratio, deviation in rows],
     )
