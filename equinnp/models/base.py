@@ -199,9 +199,10 @@ class AtomisticModel(nn.Module):
         """
         from equinnp.nn.electronic import ChargeHead, TotalChargeSpinEmbedding
 
-        self.requires_charge = bool(charge_embedding)
-        self.requires_spin = bool(spin_embedding)
-        self.outputs = ("energy", "charges") if charge_head else ("energy",)
+        cls = type(self)
+        self.requires_charge = cls.requires_charge or bool(charge_embedding)
+        self.requires_spin = cls.requires_spin or bool(spin_embedding)
+        self.outputs = tuple(cls.outputs) + (("charges",) if charge_head and "charges" not in cls.outputs else ())
         self.electronic_embedding = (
             TotalChargeSpinEmbedding(self.num_elements, hidden_channels, bool(charge_embedding), bool(spin_embedding))
             if charge_embedding or spin_embedding
