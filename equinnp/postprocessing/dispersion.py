@@ -194,7 +194,9 @@ class D3Dispersion(EnergyTerm):
         weights = self.reference_weights(species, cn)  # [N, R]
         keep = r <= self.d3_cutoff / BOHR
         i, j, r = i[keep], j[keep], r[keep]
-        c6 = torch.einsum("pa,pab,pb->p", weights[i], self.ref_c6[species[i], species[j]], weights[j])  # [P]
+        # C6_ij = sum_ab W_ia C6ref(Z_i a, Z_j b) W_jb, through each atom's contraction with every partner element
+        partial = torch.einsum("na,nkab->nkb", weights, self.ref_c6[species])  # [N, K, R]
+        c6 = (partial[i, species[j]] * weights[j]).sum(-1)  # [P]
         qq = 3.0 * self.r4r2[species[i]] * self.r4r2[species[j]]  # [P] = C8 / C6
         radius = self.params["a1"] * torch.sqrt(qq) + self.params["a2"]  # [P] bohr
         pair = self.params["s6"] * c6 / (r**6 + radius**6) + self.params["s8"] * c6 * qq / (r**8 + radius**8)  # [P]
