@@ -76,7 +76,7 @@ def main():
         base = medians["SchNet alone"]
         for name, seconds in medians.items():
             energy = pots[name](data, compute_forces=False).energy_terms
-            term_energy = "" if name == "SchNet alone" else f"{float(list(energy.values())[-1].sum()):.4g}"
+            term_energy = "" if name == "SchNet alone" else f"{float(list(energy.values())[-1].sum().detach()):.4g}"
             added = "" if name == "SchNet alone" else f"{seconds - base:+.3f}"
             rows.append([label, name, f"{seconds:.3f}", added, f"{seconds / base:.2f}", term_energy])
             print(rows[-1], flush=True)
@@ -84,7 +84,7 @@ def main():
     notes = [f"Machine: {machine(args.threads)}. Median of {args.repeats} alternating repeats per group, energy + forces.",
              "Network: SchNet 128 features, 3 interactions, 5 Å, charge head, uniform charge conservation, float32, random weights; "
              "the terms run in float64. Each potential does its own neighbor search in the timed call.",
-             "Command: `python benchmarks/energy_terms_cost.py`"]
+             f"Command: `python benchmarks/energy_terms_cost.py --repeats {args.repeats} --threads {args.threads}`"]
     print(write_table(Path(args.out), "Cost of each energy term on the 1,029-atom water cluster",
                       notes, ["system", "potential", "seconds per call", "added by the term (s)", "ratio to SchNet alone",
                               "term energy (eV)"], rows))
