@@ -5,7 +5,7 @@ import os
 import numpy as np
 import pytest
 import torch
-from torch_geometric.data import Batch, Data
+from torch_geometric.data import Batch
 
 import equinnp
 from equinnp.data import from_arrays

@@ -231,8 +231,6 @@ def test_aimnet2_split_and_dsf_forces_match_finite_differences():
 
 
 def test_batch_of_open_and_periodic_systems_equals_single():
-    from torch_geometric.data import Batch
-
     pot = _charged_system_potential()
     crystal = from_arrays([6, 8, 1], [[0.2, 0.1, 0.3], [1.5, 0.2, 0.1], [0.4, 2.0, 1.9]], cell=np.eye(3) * 4.2, charge=-1.0, dtype=torch.float64)
     molecule = from_arrays([6, 8], [[0, 0, 0], [1.2, 0, 0]], charge=1.0, dtype=torch.float64)
