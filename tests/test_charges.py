@@ -186,3 +186,28 @@ def test_from_ase_reads_the_documented_info_keys():
     data = equinnp.data.from_ase(atoms)
     assert data.charge.tolist() == [-1.0] and data.spin.tolist() == [2.0]
 
+
+
+def test_spice_reference_charges_and_dipoles_are_read_on_request(tmp_path):
+    import shutil
+
+    import h5py
+    from ase.units import Bohr
+
+    from equinnp.data.datasets.spice import SPICEDataset
+
+    source = os.path.join(DATA, "spice_1.1.4_slice.hdf5")
+    records = SPICEDataset(source, charges_key="mbis_charges", molecules=["103147721"])
+    assert records[0].charges.shape == (27,) and float(records[0].charges.sum()) == pytest.approx(1.0, abs=1e-4)
+    assert "charges" not in SPICEDataset(source)[0]  # off by default
+    with pytest.raises(ValueError, match="'C#C.\\[Na\\+\\]' .* has no 'mbis_charges' dataset"):
+        SPICEDataset(source, charges_key="mbis_charges")
+    copy = tmp_path / "spice.hdf5"
+    shutil.copyfile(source, copy)
+    with h5py.File(copy, "a") as handle:
+        group = handle["103147721"]
+        n = group["conformations"].shape[0]
+        dataset = group.create_dataset("scf_dipole", data=np.tile([[1.0, -2.0, 0.5]], (n, 1)))
+        dataset.attrs["units"] = "elementary_charge*bohr"
+    dipole = SPICEDataset(copy, dipole_key="scf_dipole", molecules=["103147721"])[0].dipole
+    assert dipole.shape == (1, 3) and np.allclose(dipole.numpy(), np.array([[1.0, -2.0, 0.5]]) * Bohr, rtol=1e-6)
