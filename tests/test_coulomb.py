@@ -200,7 +200,8 @@ def _charged_system_potential(dtype="float64"):
         charge_head=True, charge_embedding=True, dtype=dtype,
         postprocessing={"transforms": ["scale_shift", "weighted_charges"], "energy_terms": [
             "reference_energies", {"name": "coulomb", "shielding": "physnet", "switch_radius": 1.5, "method": "ewald",
-                                   "ewald_cutoff": 5.0, "ewald_accuracy": 1e-8}, "zbl"]},
+                                   "ewald_cutoff": 5.0, "ewald_accuracy": 1e-8}, "zbl",
+            {"name": "d3", "functional": "pbe", "cutoff": 6.0, "cn_cutoff": 5.0}]},
     )
     with torch.no_grad():
         for parameter in pot.parameters():
@@ -215,7 +216,8 @@ def test_forces_and_stress_match_finite_differences_with_every_term_on():
     frac = np.array([[0.1, 0.1, 0.1], [0.35, 0.2, 0.15], [0.6, 0.55, 0.4], [0.2, 0.7, 0.8], [0.8, 0.3, 0.65]])
     crystal = from_arrays([6, 8, 1, 1, 8], frac @ cell, cell=cell, charge=1.0, dtype=torch.float64)
     out = pot(crystal)
-    assert float(out.energy_terms["coulomb"].abs().sum()) > 1e-3 and float(out.energy_terms["zbl"].abs().sum()) > 1e-3
+    for term in ("coulomb", "zbl", "d3"):
+        assert float(out.energy_terms[term].detach().abs().sum()) > 1e-3, term
     contract.check_finite_difference_forces(pot, crystal)
     contract.check_stress_finite_difference(pot, crystal)
     molecule = from_arrays([6, 8, 1, 1], [[0, 0, 0], [1.2, 0, 0], [-0.6, 0.9, 0], [-0.5, -0.9, 0.2]], charge=-1.0, dtype=torch.float64)
