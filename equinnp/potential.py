@@ -23,6 +23,7 @@ from equinnp.neighbors.reverse import reverse_edges
 from equinnp.nn.scatter import scatter_sum
 from equinnp.postprocessing import AtomicReferenceEnergies, ElementScaleShift
 from equinnp.postprocessing.base import AtomicTransform, EnergyTerm
+from equinnp.postprocessing.charges import dipole_moment
 from equinnp.validation import check_atomic_numbers, check_cells, check_positions
 
 __all__ = ["Potential", "PotentialOutput", "MIN_DISTANCE"]
@@ -52,8 +53,10 @@ class PotentialOutput(NamedTuple):
     energy_terms : dict of str to Tensor [B] float64
         The energy of each postprocessing energy term (e.g. ``reference_energies``);
         with the network's part they sum to ``energy``.
-    dipole : Tensor, [B, 3], optional
-        Dipole moment (e·Å) of models that predict charges.
+    dipole : Tensor, [B, 3] float64, optional
+        Dipole moment (e·Å) from the final charges about each system's centre of
+        mass (``equinnp.postprocessing.charges.dipole_moment``), for models that
+        predict charges; NaN rows for periodic systems, where it is not defined.
     hessian : Tensor, optional
         Second derivatives of the energy, when requested.
     """
@@ -336,8 +339,11 @@ class Potential(nn.Module):
                 per_volume = torch.where((volume > 0).view(-1, 1, 1), d_strain / volume.clamp(min=1e-300).view(-1, 1, 1),
                                          torch.full_like(d_strain, float("nan")))  # [B, 3, 3]
                 stress = torch.where(periodic.view(-1, 1, 1), per_volume, torch.zeros_like(d_strain))
+        dipole = None
+        if atomic.charges is not None:
+            dipole = dipole_moment(atomic.charges, pos, z, batch, num_graphs, pbc)  # [B, 3]; NaN rows: periodic
         return PotentialOutput(energy=energy, forces=forces, atomic_energies=atomic_energies, stress=stress,
-                               charges=atomic.charges, energy_terms=energy_terms)
+                               charges=atomic.charges, energy_terms=energy_terms, dipole=dipole)
 
     # ---------------------------------------------------------------- fitting
     def fit(self, dataset, *, reference_energies="fit", scale="rms_forces", shift=None, **options) -> dict:

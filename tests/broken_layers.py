@@ -147,3 +147,40 @@ def broken_potential(cls, potential_cls=equinnp.Potential, **hyperparameters):
         for parameter in potential.parameters():
             parameter.add_(0.1 * torch.randn_like(parameter))
     return potential.eval()
+
+
+# ------------------------------------------------------- charge-predicting layers
+class PositionalChargeSchNet(SchNet):
+    """SchNet with a charge head whose raw charges read the absolute x coordinate: the total
+    charge is still conserved (by the transform), but the charges are not invariant."""
+
+    def forward(self, graph):
+        out = super().forward(graph)
+        return out._replace(charges=out.charges + 0.05 * graph.pos[:, 0])
+
+
+class OriginDipolePotential(equinnp.Potential):
+    """A potential whose dipole is :math:`\\sum_i q_i \\mathbf r_i` about the coordinate origin: it moves
+    with a charged molecule (not translation invariant)."""
+
+    def forward(self, data, compute_forces=True, compute_stress=None):
+        out = super().forward(data, compute_forces, compute_stress)
+        batch = getattr(data, "batch", None)
+        batch = torch.zeros_like(data.z) if batch is None else batch
+        dipole = scatter_sum(out.charges.unsqueeze(-1) * data.pos.double(), batch, out.energy.shape[0])  # [B, 3]
+        return out._replace(dipole=dipole)
+
+
+def broken_charge_potential(cls=SchNet, potential_cls=equinnp.Potential, conserve: bool = True):
+    """A float64 potential around ``cls`` with a charge head and (``conserve``) the uniform
+    charge-conservation transform, like the contract's charge potentials."""
+    from equinnp.postprocessing import ElementScaleShift, UniformChargeConservation
+
+    torch.manual_seed(0)
+    model = cls(cutoff=CUTOFF, elements=ELEMENTS, charge_head=True, charge_embedding=True, **SchNet.tiny)
+    transforms = [ElementScaleShift(len(ELEMENTS))] + ([UniformChargeConservation()] if conserve else [])
+    potential = potential_cls(model, architecture="broken", transforms=transforms).double()
+    with torch.no_grad():
+        for parameter in potential.parameters():
+            parameter.add_(0.1 * torch.randn_like(parameter))
+    return potential.eval()

@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from torch_geometric.data import Data
 
 import equinnp
+from equinnp.build import model_hyperparameters
 from equinnp.data import from_arrays
 from equinnp.testing import contract
 from equinnp.testing.strategies import (
@@ -307,3 +308,77 @@ def test_smooth_near_a_symmetric_site(name, dtype, seed):
         contract.check_finite_difference_forces(pot, _moved(data, moved), atoms=[0])
         contract.check_rotation(pot, data, random_rotation(seed, reflection=None))
         contract.check_translation(pot, data, direction)
+
+
+# ------------------------------------------------- models that predict charges
+# Every architecture with a charge-head option, with each charge-conservation transform,
+# with the total charge/spin embedding on.
+CHARGED = [(n, t, d) for n in NAMES if "charge_head" in model_hyperparameters(n)
+           for t in ("uniform_charges", "weighted_charges") for d in DTYPES]
+charged = pytest.mark.parametrize("name, transform, dtype", CHARGED)
+
+
+@functools.lru_cache(maxsize=None)
+def tiny_charge_potential(name: str, transform: str, dtype: str = "float64"):
+    """A tiny potential with a charge head, a charge-conservation transform and the charge/spin embedding."""
+    cls = equinnp.ARCHITECTURES[name]
+    build = functools.partial(
+        equinnp.build_potential, name, cutoff=CUTOFF, elements=ELEMENTS, scale=SCALE, shift=SHIFT,
+        reference_energies=REFERENCE, charge_head=True, charge_embedding=True, spin_embedding=True,
+        postprocessing={"transforms": ["scale_shift", transform]}, **cls.tiny,
+    )
+    torch.manual_seed(0)
+    pot = build(dtype="float64")
+    with torch.no_grad():
+        for parameter in pot.parameters():
+            parameter.add_(0.1 * torch.randn_like(parameter))
+    if dtype == "float32":
+        state = pot.state_dict()
+        pot = build(dtype="float32")
+        pot.load_state_dict(state)
+    return pot.eval()
+
+
+def _charged(data, charge: int, spin: int = 1):
+    data = copy.copy(data)
+    data.charge = torch.tensor([float(charge)], dtype=torch.float64)
+    data.spin = torch.tensor([float(spin)], dtype=torch.float64)
+    return data
+
+
+def test_every_charge_head_architecture_is_checked():
+    assert {"schnet", "painn"} <= {n for n, _, _ in CHARGED}
+
+
+@charged
+@given(data=molecules(ELEMENTS, 1, 20), charge=st.integers(-3, 3), spin=st.integers(1, 3))
+def test_charges_sum_to_the_total_charge(name, transform, dtype, data, charge, spin):
+    contract.check_charge_conservation(tiny_charge_potential(name, transform, dtype), _charged(data, charge, spin))
+
+
+@charged
+@examples(0.5)
+@given(systems=st.lists(st.tuples(molecules(ELEMENTS, 1, 10), st.integers(-2, 2)), min_size=2, max_size=4))
+def test_charges_sum_to_the_total_charge_of_each_system_in_a_batch(name, transform, dtype, systems):
+    from torch_geometric.data import Batch
+
+    batch = Batch.from_data_list([_charged(data, charge) for data, charge in systems])
+    contract.check_charge_conservation(tiny_charge_potential(name, transform, dtype), batch)
+
+
+@charged
+@given(data=molecules(ELEMENTS, 2, 20), charge=st.integers(-2, 2), R=rotations(), shift=translations(10.0), seed=seeds())
+def test_charges_are_invariant_and_the_dipole_equivariant(name, transform, dtype, data, charge, R, shift, seed):
+    pot = tiny_charge_potential(name, transform, dtype)
+    data = _charged(data, charge)
+    contract.check_charge_symmetries(pot, data, R, shift, random_permutation(seed, data.num_nodes))
+    contract.check_dipole_equivariance(pot, data, R, shift)
+
+
+@charged
+def test_charged_potentials_pass_the_energy_contract(name, transform, dtype, rmd17_frames):
+    pot = tiny_charge_potential(name, transform, dtype)
+    data = _charged(rmd17_frames[3], 1, 2)
+    contract.check_rotation(pot, data, random_rotation(3, reflection=None))
+    contract.check_finite_difference_forces(pot, data, atoms=[0, 12])
+    contract.check_batch_consistency(pot, [data, _charged(rmd17_frames[0], -1)])

@@ -22,7 +22,10 @@ from broken_layers import (
     MeanReadoutSchNet,
     NoEnvelopeSchNet,
     OctahedralLeakSchNet,
+    OriginDipolePotential,
+    PositionalChargeSchNet,
     VirialSignPotential,
+    broken_charge_potential,
     broken_potential,
 )
 from equinnp.models.schnet import SchNet
@@ -193,3 +196,52 @@ def test_broken_layers_fail_for_drawn_molecules(data):
 def test_virial_sign_fails_for_slabs():
     with pytest.raises(AssertionError, match="stress against finite differences"):
         contract.check_stress_finite_difference(broken("virial_sign"), random_slab(3, ELEMENTS, 6))
+
+
+# ------------------------------------------------------------- charge checks
+def _with_charge(data, charge):
+    data = _plain(data)
+    data.charge = torch.tensor([float(charge)], dtype=torch.float64)
+    return data
+
+
+CHARGE_CHECKS = {
+    "conservation": lambda pot, f: contract.check_charge_conservation(pot, _with_charge(f[3], 1)),
+    "charge_symmetries": lambda pot, f: contract.check_charge_symmetries(
+        pot, _with_charge(f[3], -1), random_rotation(2, reflection=True), random_translation(2), random_permutation(2, f[3].num_nodes)),
+    "dipole": lambda pot, f: contract.check_dipole_equivariance(
+        pot, _with_charge(f[0], 1), random_rotation(3, reflection=True), random_translation(3)),
+}
+CHARGE_REJECTED_BY = {
+    "raw_charges": {"conservation"},  # no charge-conservation transform
+    "positional_charges": {"charge_symmetries", "dipole"},
+    "origin_dipole": {"dipole"},
+    "sound": set(),  # the unbroken charge potential passes every check
+}
+CHARGE_BUILDERS = {
+    "raw_charges": lambda: broken_charge_potential(conserve=False),
+    "positional_charges": lambda: broken_charge_potential(PositionalChargeSchNet),
+    "origin_dipole": lambda: broken_charge_potential(potential_cls=OriginDipolePotential),
+    "sound": lambda: broken_charge_potential(),
+}
+CHARGE_MESSAGES = {"conservation": "total charge not conserved", "charge_symmetries": "charges under", "dipole": "dipole under"}
+
+
+@functools.lru_cache(maxsize=None)
+def broken_charges(name):
+    return CHARGE_BUILDERS[name]()
+
+
+def test_every_charge_check_has_a_broken_layer_it_rejects():
+    assert set().union(*CHARGE_REJECTED_BY.values()) == set(CHARGE_CHECKS)
+
+
+@pytest.mark.parametrize("check", sorted(CHARGE_CHECKS))
+@pytest.mark.parametrize("name", sorted(CHARGE_BUILDERS))
+def test_broken_charge_layer_fails_its_checks_and_passes_the_others(name, check, rmd17_frames):
+    pot = broken_charges(name)
+    if check in CHARGE_REJECTED_BY[name]:
+        with pytest.raises(AssertionError, match=CHARGE_MESSAGES[check]):
+            CHARGE_CHECKS[check](pot, rmd17_frames)
+    else:
+        CHARGE_CHECKS[check](pot, rmd17_frames)

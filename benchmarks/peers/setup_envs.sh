@@ -4,6 +4,7 @@
 #   benchmarks/peers/setup_envs.sh                 # schnetpack now, mace + torchmdnet in the background
 #   benchmarks/peers/setup_envs.sh --fg            # all three, one after the other, in the foreground
 #   benchmarks/peers/setup_envs.sh mace torchmdnet # only these, in the foreground
+#   benchmarks/peers/setup_envs.sh dftd3           # the D3 reference (not built by default)
 #
 # Every env gets torch==2.13.0 first (the local CPU wheel) and all later pip
 # calls run with a constraints file pinning it, so no peer can pull a CUDA torch.
@@ -43,6 +44,8 @@ EOF
             TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1 "$py" -c "import mace.modules" >/dev/null 2>&1 ;;
         torchmdnet)
             "$py" -c "import torchmdnet.models.tensornet" >/dev/null 2>&1 ;;
+        dftd3)
+            "$py" -c "import dftd3.interface" >/dev/null 2>&1 ;;
         *) echo "unknown peer: $name" >&2; return 2 ;;
     esac
 }
@@ -72,6 +75,11 @@ install_mace() {
 
 install_torchmdnet() {
     pipc torchmdnet "torchmd-net==3.1.0"
+}
+
+install_dftd3() {
+    # simple-dftd3's Python API (compiled wheel, LGPL): the reference D3 of tests/data/dftd3_golden.npz.
+    pipc dftd3 "dftd3==1.7.0" "ase>=3.23"
 }
 
 build_env() {

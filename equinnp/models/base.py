@@ -97,11 +97,17 @@ class AtomicOutput(NamedTuple):
     energy : Tensor, [N]
         Per-atom energy contribution before scale, shift and reference energies.
     charges : Tensor, [N], optional
-        Partial charges (e), for models that predict them.
+        Partial charges (e), for models that predict them (before the
+        charge-conservation transform of the potential, after it in what the
+        energy terms see).
+    charge_weights : Tensor, [N], optional
+        Non-negative share of each atom in the weighted charge correction
+        (``equinnp.postprocessing.charges.WeightedChargeConservation``).
     """
 
     energy: Tensor
     charges: Optional[Tensor] = None
+    charge_weights: Optional[Tensor] = None
 
 
 def _plain(value):
@@ -132,11 +138,14 @@ class AtomisticModel(nn.Module):
     paper: ClassVar[str] = ""
     tiny: ClassVar[dict] = {}
     #: The model reads ``graph.charge`` / ``graph.spin``: a batch without them is refused.
+    #: Architectures with a charge/spin embedding option set these per instance
+    #: (:meth:`add_electronic_blocks`); read them from the instance, not the class.
     requires_charge: ClassVar[bool] = False
     requires_spin: ClassVar[bool] = False
     #: The model reads ``graph.reverse_edge`` (computed only for models that declare it).
     needs_reverse_edges: ClassVar[bool] = False
-    #: Per-atom outputs the model predicts (fields of ``AtomicOutput``).
+    #: Per-atom outputs the model predicts (fields of ``AtomicOutput``); "charges" is
+    #: added per instance by the charge-head option (:meth:`add_electronic_blocks`).
     outputs: ClassVar[Tuple[str, ...]] = ("energy",)
     #: Values of hyperparameters added after a release, for saved configs that lack them,
     #: so that a file keeps the layout it was trained with (``load_potential``).
@@ -176,6 +185,43 @@ class AtomisticModel(nn.Module):
         self.cutoff = float(cutoff)
         self.elements = elements
         self.num_elements = len(elements)
+
+    def add_electronic_blocks(self, hidden_channels: int, charge_embedding: bool, spin_embedding: bool, charge_head: bool) -> None:
+        """The total charge/spin embedding and charge head options (``equinnp.nn.electronic``).
+
+        Sets, on this instance, ``requires_charge``/``requires_spin`` (the
+        potential then refuses a batch without ``charge``/``spin``) and
+        ``outputs`` (with "charges" when the head is on); creates the
+        submodules ``electronic_embedding`` and ``charge_head`` only when
+        enabled, so that files saved without these options load unchanged.
+        Architectures call :meth:`embed_totals` on their initial scalar
+        features and :meth:`atomic_output` on their final ones.
+        """
+        from equinnp.nn.electronic import ChargeHead, TotalChargeSpinEmbedding
+
+        cls = type(self)
+        self.requires_charge = cls.requires_charge or bool(charge_embedding)
+        self.requires_spin = cls.requires_spin or bool(spin_embedding)
+        self.outputs = tuple(cls.outputs) + (("charges",) if charge_head and "charges" not in cls.outputs else ())
+        self.electronic_embedding = (
+            TotalChargeSpinEmbedding(self.num_elements, hidden_channels, bool(charge_embedding), bool(spin_embedding))
+            if charge_embedding or spin_embedding
+            else None
+        )
+        self.charge_head = ChargeHead(hidden_channels) if charge_head else None
+
+    def embed_totals(self, h: Tensor, graph: Graph) -> Tensor:
+        """``h`` [N, F] plus the total charge/spin embedding when enabled."""
+        if self.electronic_embedding is None:
+            return h
+        return self.electronic_embedding(h, graph.species, graph.charge, graph.spin, graph.batch)  # [N, F]
+
+    def atomic_output(self, energy: Tensor, h: Tensor) -> AtomicOutput:
+        """The per-atom energy [N] with the charge head's charges and weights from ``h`` [N, F] when enabled."""
+        if self.charge_head is None:
+            return AtomicOutput(energy=energy)
+        charges, weights = self.charge_head(h)  # [N], [N]
+        return AtomicOutput(energy=energy, charges=charges, charge_weights=weights)
 
     def fit(self, statistics) -> dict:
         """Fit data-dependent constants (not weights) from an ``equinnp.data.DatasetStatistics``.

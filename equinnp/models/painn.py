@@ -119,6 +119,16 @@ class PaiNN(AtomisticModel):
         One filter network output reused by every layer.
     epsilon : float
         Added under the square root of the vector norm for a finite gradient at 0.
+    charge_embedding, spin_embedding : bool
+        Add the total charge / spin multiplicity of each system to the initial
+        atom features (``equinnp.nn.TotalChargeSpinEmbedding``; not in the
+        paper, off by default). The potential then requires ``data.charge`` /
+        ``data.spin``.
+    charge_head : bool
+        Also predict partial charges (``equinnp.nn.ChargeHead``; not in the
+        paper, off by default): ``outputs`` then includes "charges". Pair it
+        with a charge-conservation transform (``uniform_charges`` or
+        ``weighted_charges``) so that they sum to the total charge.
 
     Shapes: ``Graph`` with N atoms, E edges → ``AtomicOutput.energy`` [N].
     """
@@ -136,6 +146,9 @@ class PaiNN(AtomisticModel):
         num_rbf: int = 20,
         shared_filters: bool = False,
         epsilon: float = 1e-8,
+        charge_embedding: bool = False,
+        spin_embedding: bool = False,
+        charge_head: bool = False,
     ):
         super().__init__(cutoff=cutoff, elements=elements)
         self.hidden_channels = hidden_channels
@@ -151,6 +164,7 @@ class PaiNN(AtomisticModel):
         self.readout = nn.Sequential(
             nn.Linear(hidden_channels, hidden_channels // 2), nn.SiLU(), nn.Linear(hidden_channels // 2, 1)
         )
+        self.add_electronic_blocks(hidden_channels, charge_embedding, spin_embedding, charge_head)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -160,6 +174,9 @@ class PaiNN(AtomisticModel):
                 nn.init.xavier_uniform_(module.weight)
                 if module.bias is not None:
                     nn.init.zeros_(module.bias)
+        for block in (self.electronic_embedding, self.charge_head):
+            if block is not None:
+                block.reset_parameters()
 
     def forward(self, graph: Graph) -> AtomicOutput:
         F = self.hidden_channels
@@ -169,13 +186,14 @@ class PaiNN(AtomisticModel):
         filters = filters.split(3 * F, dim=-1)  # T (or 1) x [E, 3F]
 
         q = self.embedding(graph.species)  # [N, F]
+        q = self.embed_totals(q, graph)  # [N, F]
         mu = q.new_zeros((q.shape[0], 3, F))  # [N, 3, F]
         for t, (message, update) in enumerate(zip(self.messages, self.updates)):
             W = filters[0 if self.shared_filters else t]
             q, mu = message(q, mu, graph.edge_index, W, edge_dir)
             q, mu = update(q, mu)
         energy = self.readout(q).squeeze(-1)  # [N]
-        return AtomicOutput(energy=energy)
+        return self.atomic_output(energy, q)
 
     def __repr__(self) -> str:
         return (

@@ -106,6 +106,16 @@ class SchNet(AtomisticModel):
     num_gaussians : int
         Number of Gaussians in the distance expansion between 0 and ``cutoff``
         (PyG, SchNetPack: 50), width equal to their spacing.
+    charge_embedding, spin_embedding : bool
+        Add the total charge / spin multiplicity of each system to the initial
+        atom features (``equinnp.nn.TotalChargeSpinEmbedding``; not in the
+        paper, off by default). The potential then requires ``data.charge`` /
+        ``data.spin``.
+    charge_head : bool
+        Also predict partial charges (``equinnp.nn.ChargeHead``; not in the
+        paper, off by default): ``outputs`` then includes "charges". Pair it
+        with a charge-conservation transform (``uniform_charges`` or
+        ``weighted_charges``) so that they sum to the total charge.
 
     Shapes: ``Graph`` with N atoms, E edges → ``AtomicOutput.energy`` [N].
     """
@@ -122,6 +132,9 @@ class SchNet(AtomisticModel):
         num_filters: int = 128,
         num_interactions: int = 6,
         num_gaussians: int = 50,
+        charge_embedding: bool = False,
+        spin_embedding: bool = False,
+        charge_head: bool = False,
     ):
         super().__init__(cutoff=cutoff, elements=elements)
         self.hidden_channels = hidden_channels
@@ -134,6 +147,7 @@ class SchNet(AtomisticModel):
         self.lin1 = nn.Linear(hidden_channels, hidden_channels // 2)
         self.act = ShiftedSoftplus()
         self.lin2 = nn.Linear(hidden_channels // 2, 1)
+        self.add_electronic_blocks(hidden_channels, charge_embedding, spin_embedding, charge_head)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -143,15 +157,19 @@ class SchNet(AtomisticModel):
         for linear in (self.lin1, self.lin2):
             nn.init.xavier_uniform_(linear.weight)
             nn.init.zeros_(linear.bias)
+        for block in (self.electronic_embedding, self.charge_head):
+            if block is not None:
+                block.reset_parameters()
 
     def forward(self, graph: Graph) -> AtomicOutput:
         h = self.embedding(graph.species)  # [N, F]
+        h = self.embed_totals(h, graph)  # [N, F]
         edge_rbf = self.distance_expansion(graph.edge_length)  # [E, K]
         edge_cutoff = self.cutoff_fn(graph.edge_length)  # [E]
         for interaction in self.interactions:
             h = h + interaction(h, graph.edge_index, edge_rbf, edge_cutoff)
         energy = self.lin2(self.act(self.lin1(h))).squeeze(-1)  # [N]
-        return AtomicOutput(energy=energy)
+        return self.atomic_output(energy, h)
 
     def __repr__(self) -> str:
         return (

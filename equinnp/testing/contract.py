@@ -37,7 +37,13 @@ import torch
 from torch import Tensor
 from torch_geometric.data import Batch, Data
 
-from equinnp.testing import evaluation
+from equinnp.testing import charge_contract, evaluation
+from equinnp.testing.charge_contract import (
+    CHARGE_TOLERANCE,
+    check_charge_conservation,
+    check_charge_symmetries,
+    check_dipole_equivariance,
+)
 from equinnp.testing.evaluation import (
     FLOAT32,
     FLOAT64,
@@ -54,7 +60,7 @@ from equinnp.testing.evaluation import (
     tolerances,
 )
 
-__all__ = evaluation.__all__ + [
+__all__ = evaluation.__all__ + charge_contract.__all__ + [
     "check_rotation",
     "check_translation",
     "check_permutation",

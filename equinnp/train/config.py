@@ -358,7 +358,7 @@ def resolve_data_path(path: Optional[Union[str, Path]], key: Optional[str] = Non
         name = text[len("bundled:"):]
         resolved = BUNDLED_DIR / name
         if not resolved.is_file():
-            available = sorted(p.name for p in BUNDLED_DIR.iterdir() if p.suffix in (".npz", ".xyz", ".h5", ".hdf5"))
+            available = sorted(p.name for p in BUNDLED_DIR.iterdir() if p.suffix in (".npz", ".xyz", ".h5", ".hdf5", ".db"))
             raise FileNotFoundError(f"{where}: no bundled file {name!r}; bundled data: {available}")
         return resolved
     resolved = Path(text).expanduser()

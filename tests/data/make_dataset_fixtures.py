@@ -23,6 +23,21 @@ def out(name):
     return os.path.join(HERE, name)
 
 
+def ag3_bundled_slice():
+    """Every 5th row of the Ag3 database (220 with charge -1, 220 with +1) for ``equinnp/configs/ag3_charged.yaml``."""
+    target = os.path.join(HERE, "..", "..", "equinnp", "data", "bundled", "ag3_charged_440.db")
+    if os.path.exists(target):
+        os.remove(target)
+    source = ase.db.connect(os.path.join(SHARED, "schnetpack", "ase_ag3_2200.db"))
+    with ase.db.connect(target) as db:
+        for row_id in range(1, 2201, 5):
+            row = source.get(id=row_id)
+            db.write(row.toatoms(), data=dict(row.data))
+    ase.db.connect(target).metadata = source.metadata
+    with sqlite3.connect(target) as connection:
+        connection.execute("VACUUM")
+
+
 def rmd17_slices():
     for split, count in (("train", 8), ("test", 4)):
         raw = np.load(os.path.join(SHARED, "rmd17", f"rmd17_ethanol_{split}_01.npz"))
@@ -91,6 +106,7 @@ def ase_slices():
     ase.db.connect(target).metadata = source.metadata
     with sqlite3.connect(target) as connection:
         connection.execute("VACUUM")
+    ag3_bundled_slice()
     os.makedirs(out("qm9_raw"), exist_ok=True)
     for k in range(1, 6):
         name = f"dsgdb9nsd_{k:06d}.xyz"

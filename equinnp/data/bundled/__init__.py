@@ -1,10 +1,19 @@
-"""Data shipped with equinnp: rMD17 ethanol, official split 01.
+"""Data shipped with equinnp: rMD17 ethanol, official split 01, and a slice of an Ag3 ion database.
 
 ``rmd17_ethanol_train_01.npz`` and ``rmd17_ethanol_test_01.npz`` (1000 frames each,
 PBE/def2-SVP; energies in kcal/mol, forces in kcal/mol/Å, positions in Å) are from
 the revised MD17 dataset of Christensen & von Lilienfeld, "On the role of gradients
 for machine learning of molecular energies and forces", Mach. Learn.: Sci. Technol.
 1, 045018 (2020), released under CC0 (``LICENSE.rmd17``).
+
+``ag3_charged_440.db`` (ASE database) holds every 5th row of SchNetPack's
+``tests/electronic_embedding/ase_ag3_2200.db`` (commit ``384f778``; MIT,
+``LICENSE.schnetpack``): 220 Ag3 configurations with total charge -1 and 220
+with +1, ``row.data`` keys ``energy`` (eV), ``forces`` (eV/Å), ``total_charge``,
+``spin_multiplicity`` (0 for all rows: SchNetPack's convention there is not
+2S+1; equinnp's ``spin`` is the multiplicity, so do not read it as ``spin``) and
+``dipole_moment`` (e·Å). Level of theory not stated upstream. Made by
+``tests/data/make_dataset_fixtures.py``; used by ``configs/ag3_charged.yaml``.
 """
 
 from __future__ import annotations

@@ -13,6 +13,7 @@ import os
 from typing import List, Optional, Tuple
 
 import numpy as np
+import torch
 from torch_geometric.data import Data
 
 from equinnp.data.datasets.base import (
@@ -30,7 +31,7 @@ DB_SUFFIXES = (".db",)
 _MISSING = object()
 _STRUCTURE_ARRAYS = ("numbers", "positions")
 # Optional labels: read when the file has them under the default name.
-_OPTIONAL_DEFAULTS = {"stress": "stress", "charge": "charge", "spin": "spin"}
+_OPTIONAL_DEFAULTS = {"stress": "stress", "charge": "charge", "spin": "spin", "charges": "charges", "dipole": "dipole"}
 
 
 def _sources(atoms, row=None) -> List[Tuple[str, dict]]:
@@ -78,6 +79,11 @@ class ASEDataset(RecordDataset):
         ``"spin"``) they are read when every frame has them and left out when
         no frame has them; a name you choose (``charge_key="total_charge"``) is
         required in every frame. ``None`` never reads the label.
+    charges_key, dipole_key : str or None
+        Reference partial charges (e, [N] per frame) and dipole moment (e·Å
+        in ``length_unit``, [3] per frame), labels for models that predict
+        charges; optional under their default names as above (the Ag3 and
+        carbene databases of SchNetPack call the dipole ``"dipole_moment"``).
     energy_unit : str
         ``"eV"``, ``"meV"``, ``"kcal/mol"``, ``"kJ/mol"``, ``"hartree"``, ``"Ry"``.
     length_unit : str
@@ -94,7 +100,7 @@ class ASEDataset(RecordDataset):
     ------
     Each record: ``z`` [N], ``pos`` [N, 3], optional ``cell`` [1, 3, 3] and
     ``pbc`` [1, 3], ``charge`` [1], ``spin`` [1], ``energy`` [1], ``forces``
-    [N, 3], ``stress`` [1, 3, 3].
+    [N, 3], ``stress`` [1, 3, 3], ``charges`` [N], ``dipole`` [1, 3].
     """
 
     def __init__(
@@ -106,6 +112,8 @@ class ASEDataset(RecordDataset):
         stress_key: Optional[str] = "stress",
         charge_key: Optional[str] = "charge",
         spin_key: Optional[str] = "spin",
+        charges_key: Optional[str] = "charges",
+        dipole_key: Optional[str] = "dipole",
         energy_unit: str = "eV",
         length_unit: str = "Å",
         transform=None,
@@ -125,6 +133,8 @@ class ASEDataset(RecordDataset):
             "stress": stress_key,
             "charge": charge_key,
             "spin": spin_key,
+            "charges": charges_key,
+            "dipole": dipole_key,
         }
         labels = {name: self._labels(name, key, frames) for name, key in keys.items()}
         records: List[Data] = []
@@ -147,6 +157,16 @@ class ASEDataset(RecordDataset):
                 else None,
                 dtype=dtype,
             )
+            if "charges" in label:
+                charges = np.asarray(label["charges"], dtype=np.float64).reshape(-1)
+                if charges.shape[0] != record.num_nodes:
+                    raise ValueError(f"{charges_key!r} of frame {k} of {self.path!r} has {charges.shape[0]} values for {record.num_nodes} atoms")
+                record.charges = torch.as_tensor(charges, dtype=record.pos.dtype)  # [N]
+            if "dipole" in label:
+                dipole = np.asarray(label["dipole"], dtype=np.float64).reshape(-1)
+                if dipole.shape[0] != 3:
+                    raise ValueError(f"{dipole_key!r} of frame {k} of {self.path!r} must have 3 components, got shape {np.shape(label['dipole'])}")
+                record.dipole = torch.as_tensor(dipole * length_scale, dtype=record.pos.dtype).reshape(1, 3)  # [1, 3]
             records.append(record)
         super().__init__(records, transform)
 

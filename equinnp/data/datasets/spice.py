@@ -20,6 +20,7 @@ import re
 from typing import List, Optional, Sequence
 
 import numpy as np
+import torch
 from torch_geometric.data import Data
 
 from equinnp.data.datasets.base import (
@@ -111,12 +112,22 @@ class SPICEDataset(RecordDataset):
         PyG transform applied on access.
     dtype : torch.dtype or str, optional
         Floating dtype of positions and forces (energies are float64).
+    charges_key, dipole_key : str, optional
+        Datasets of reference partial charges ([n, N] or [n, N, 1], e; e.g.
+        ``"mbis_charges"``) and dipoles ([n, 3], e·bohr unless its ``units``
+        say otherwise; e.g. ``"scf_dipole"``), read as the ``charges`` [N]
+        and ``dipole`` [1, 3] (e·Å) labels. Off by default; when given, every
+        molecule read must have them (SPICE 1.1.4 has MBIS charges for most
+        molecules but not all). SPICE does not state the origin of its dipoles;
+        equinnp's predicted dipole is about the centre of mass, which matters
+        for ions only.
 
     Conformers whose energy or gradient is not finite are skipped with a warning.
 
     Shapes
     ------
-    Each record: ``z`` [N], ``pos`` [N, 3], ``charge`` [1], ``energy`` [1], ``forces`` [N, 3].
+    Each record: ``z`` [N], ``pos`` [N, 3], ``charge`` [1], ``energy`` [1], ``forces`` [N, 3],
+    optionally ``charges`` [N] and ``dipole`` [1, 3].
     """
 
     def __init__(
@@ -128,6 +139,8 @@ class SPICEDataset(RecordDataset):
         subsets: Optional[Sequence[str]] = None,
         transform=None,
         dtype=None,
+        charges_key: Optional[str] = None,
+        dipole_key: Optional[str] = None,
     ) -> None:
         import h5py
 
@@ -166,6 +179,15 @@ class SPICEDataset(RecordDataset):
                     forces = -gradient[()].astype(np.float64) * (
                         energy_factor(energy_unit) / length_factor(length_unit or "bohr")
                     )  # [n, N, 3] eV/Å
+                for key, what in ((charges_key, "charges"), (dipole_key, "dipole")):
+                    if key is not None and key not in group:
+                        raise ValueError(f"{where} has no {key!r} dataset ({what}_key); datasets present: {sorted(group)}. "
+                                         f"Read other molecules (molecules=...) or set {what}_key=None")
+                charges = None if charges_key is None else group[charges_key][()].astype(np.float64).reshape(len(pos), -1)  # [n, N] e
+                dipoles = None
+                if dipole_key is not None:
+                    dipole_unit = _unit(group[dipole_key], "e*bohr").replace("elementary_charge", "e").replace(" ", "")
+                    dipoles = group[dipole_key][()].astype(np.float64).reshape(len(pos), 3) * length_factor(dipole_unit.split("*")[-1])  # [n, 3] e·Å
                 z = group["atomic_numbers"][()]
                 charge = _molecule_charge(group)
                 keep = finite_rows(energy, forces)
@@ -180,6 +202,10 @@ class SPICEDataset(RecordDataset):
                         forces=None if forces is None else forces[k],
                         dtype=dtype,
                     )
+                    if charges is not None:
+                        record.charges = torch.as_tensor(charges[k], dtype=record.pos.dtype)  # [N]
+                    if dipoles is not None:
+                        record.dipole = torch.as_tensor(dipoles[k], dtype=record.pos.dtype).reshape(1, 3)  # [1, 3]
                     records.append(record)
         warn_skipped(skipped, total, f"{energy_key} or {gradient_key} is not finite", self.path)
         super().__init__(records, transform)

@@ -1,0 +1,207 @@
+r"""DFT-D3 dispersion with Becke-Johnson (rational) damping, two-body: the ``d3`` energy term.
+
+Grimme, Antony, Ehrlich, Krieg, J. Chem. Phys. 132, 154104 (2010); BJ damping:
+Grimme, Ehrlich, Goerigk, J. Comput. Chem. 32, 1456 (2011). In atomic units
+(bohr, hartree), on the pairs of the neighbor list (periodic images included):
+
+.. math::
+    \mathrm{CN}_i = \sum_{j} \frac{1}{1 + e^{-16\,(R^\mathrm{cov}_i + R^\mathrm{cov}_j)/r_{ij} + 16}},
+    \qquad
+    W_{iA} = \frac{e^{-4(\mathrm{CN}_i - \mathrm{CN}^\mathrm{ref}_{Z_i A})^2}}{\sum_{A'} e^{-4(\mathrm{CN}_i - \mathrm{CN}^\mathrm{ref}_{Z_i A'})^2}}
+
+.. math::
+    C_6^{ij} = \sum_{A,B} W_{iA} W_{jB}\, C_6^\mathrm{ref}(Z_i A, Z_j B), \qquad
+    C_8^{ij} = 3\, C_6^{ij}\, \sqrt{Q_i Q_j}, \qquad
+    R_0^{ij} = a_1 \sqrt{3\sqrt{Q_i Q_j}} + a_2
+
+.. math::
+    E = -\frac12 \sum_{i \ne j} \Big( s_6 \frac{C_6^{ij}}{r_{ij}^6 + (R_0^{ij})^6}
+        + s_8 \frac{C_8^{ij}}{r_{ij}^8 + (R_0^{ij})^8} \Big)
+
+with :math:`\sqrt{Q}` the ``r4r2`` values and :math:`R^\mathrm{cov}` the D3 covalent
+radii (4/3 × Pyykkö's). Where every reference weight underflows, the reference
+of the largest reference CN gets weight 1 (as the reference codes do). The
+coordination numbers use the pairs within ``cn_cutoff``, the energy those
+within ``cutoff`` (defaults: 40 and 60 bohr, those of simple-dftd3 and
+tad-dftd3). The reference codes truncate both sharply, so that energy and
+forces jump when a pair crosses a cutoff; here each pair's CN count and
+energy are multiplied by :math:`1 - s\big((r - (1 - f) r_c)/(f r_c)\big)`
+(PhysNet's C² smootherstep s) over the last fraction f = ``smoothing`` of
+each cutoff (default 0.1; aimnet switches its 15 Å D3 over the last 20 %).
+``smoothing=0`` truncates sharply, as the reference codes do, and gives
+their numbers (``tests/test_dispersion.py``).
+
+The three-body (Axilrod-Teller-Muto) term is not implemented: ``s9`` must be 0,
+so compare with the reference codes with s9 = 0 (simple-dftd3's
+``RationalDampingParam`` defaults to s9 = 1).
+
+Data: the reference C6 values, reference CNs, r4r2 and D3 covalent radii are
+read from the installed ``tad-dftd3`` / ``tad-mctc`` packages (Apache-2.0; the
+tables originate from Grimme's dftd3 program), for the model's elements only.
+Install them with ``pip install "equinnp[d3]"``. The damping parameters of a
+functional come from tad-dftd3's copy of simple-dftd3's ``parameters.toml``.
+
+Training: with ``during_training=False`` the term is zero while the potential
+is in training mode and added in evaluation mode (inference, validation runs
+in ``eval()``): train the network on labels without dispersion (or with D3
+subtracted) and add D3 back at inference, as AIMNet2's models with post-hoc
+D3. With the default (True) and labels that include D3, the network learns the
+labels minus D3, which is the same as training on D3-subtracted labels.
+"""
+
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+import torch
+from torch import Tensor
+
+from equinnp.nn.scatter import scatter_sum
+from equinnp.postprocessing.base import EnergyTerm
+from equinnp.postprocessing.coulomb_kernels import smootherstep
+from equinnp.postprocessing.float64 import keep_float64
+
+__all__ = ["D3Dispersion", "BOHR", "HARTREE", "d3_parameters"]
+
+BOHR = 0.52917721067  # Å (CODATA 2014, as tad-mctc)
+HARTREE = 27.211386019495706  # eV (tad-mctc's AU2EV)
+
+
+def _tables():
+    try:
+        from tad_dftd3.data import R4R2
+        from tad_dftd3.reference import Reference
+        from tad_mctc.data.radii import COV_D3
+    except ImportError as error:
+        raise ImportError(
+            f"the d3 energy term reads the D3 reference tables from the tad-dftd3 package, which is not importable ({error}): "
+            'pip install "equinnp[d3]" (tad-dftd3==0.7.0, pure Python)'
+        ) from None
+    reference = Reference(dtype=torch.float64, device=torch.device("cpu"))
+    return reference.cn, reference.c6, R4R2(dtype=torch.float64), COV_D3(dtype=torch.float64)
+
+
+def d3_parameters(functional: str) -> dict:
+    """BJ damping parameters ``{s6, s8, a1, a2}`` of a functional from simple-dftd3's table (via tad-dftd3)."""
+    _tables()
+    from tad_dftd3.param.functional import get_functional_params
+
+    try:
+        params = get_functional_params(functional, damping="bj", dtype=torch.float64)
+    except (KeyError, ValueError) as error:
+        raise ValueError(f"d3: no D3(BJ) parameters for functional {functional!r} ({error})") from None
+    return {k: float(params[k]) for k in ("s6", "s8", "a1", "a2")}
+
+
+class D3Dispersion(EnergyTerm):
+    """DFT-D3(BJ) two-body dispersion (module docstring for the equations).
+
+    Parameters
+    ----------
+    elements : sequence of int
+        The model's elements (1..103).
+    functional : str, optional
+        Take ``s6, s8, a1, a2`` from simple-dftd3's table for this functional
+        (``"wb97m"``, ``"pbe"``, ``"b3lyp"``, ...); explicit values below override them.
+    s6, s8, a1, a2 : float, optional
+        BJ parameters (a2 in bohr). Either a functional or all of s8, a1, a2 (s6 defaults to 1).
+    s9 : float
+        Three-body scaling; only 0 (two-body) is implemented.
+    cutoff, cn_cutoff : float
+        Pair cutoffs (Å) of the energy and of the coordination numbers (defaults: 60 and 40 bohr).
+    smoothing : float
+        Fraction of each cutoff over which pairs are switched off smoothly; 0: sharp, as the reference codes.
+    during_training : bool
+        False: zero in training mode, added in evaluation mode (see the module docstring).
+
+    Shapes: ``forward(graph, atomic)`` → [N] float64 (eV).
+    """
+
+    name = "d3"
+    _apply = keep_float64
+
+    def __init__(self, elements: Sequence[int], functional: Optional[str] = None, s6: Optional[float] = None,
+                 s8: Optional[float] = None, a1: Optional[float] = None, a2: Optional[float] = None, s9: float = 0.0,
+                 cutoff: float = 60.0 * BOHR, cn_cutoff: float = 40.0 * BOHR, smoothing: float = 0.1,
+                 during_training: bool = True):
+        super().__init__()
+        if s9 != 0.0:
+            raise ValueError(f"d3: the three-body (ATM) term is not implemented; set s9=0 (got s9={s9})")
+        given = {"s6": s6, "s8": s8, "a1": a1, "a2": a2}
+        params = d3_parameters(functional) if functional is not None else {"s6": 1.0}
+        params.update({k: float(v) for k, v in given.items() if v is not None})
+        missing = [k for k in ("s6", "s8", "a1", "a2") if k not in params]
+        if missing:
+            raise ValueError(f"d3: give functional= or the BJ parameters {missing}")
+        self.elements = [int(e) for e in elements]
+        if any(not 1 <= z <= 103 for z in self.elements):
+            raise ValueError(f"d3: D3 has reference data for elements 1..103, got {self.elements}")
+        if not cutoff > 0 or not cn_cutoff > 0:
+            raise ValueError(f"d3: cutoffs must be positive, got cutoff={cutoff}, cn_cutoff={cn_cutoff}")
+        if not 0 <= smoothing < 1:
+            raise ValueError(f"d3: smoothing must be in [0, 1), got {smoothing}")
+        self.smoothing = float(smoothing)
+        self.functional = functional
+        self.params = params
+        self.d3_cutoff = float(cutoff)
+        self.cn_cutoff = float(cn_cutoff)
+        self.cutoff = max(self.d3_cutoff, self.cn_cutoff)
+        self.during_training = bool(during_training)
+        ref_cn, ref_c6, r4r2, rcov = _tables()
+        z = torch.tensor(self.elements)
+        self.register_buffer("ref_cn", ref_cn[z], persistent=False)  # [K, R] (-1: no reference)
+        self.register_buffer("ref_c6", ref_c6[z][:, z], persistent=False)  # [K, K, R, R] hartree bohr^6
+        self.register_buffer("r4r2", r4r2[z], persistent=False)  # [K]
+        self.register_buffer("rcov", rcov[z], persistent=False)  # [K] bohr
+
+    def config(self) -> dict:
+        return {"functional": self.functional, **self.params, "s9": 0.0, "cutoff": self.d3_cutoff,
+                "cn_cutoff": self.cn_cutoff, "smoothing": self.smoothing, "during_training": self.during_training}
+
+    def switch(self, r: Tensor, cutoff: float) -> Tensor:
+        """Weight [P] of pairs at ``r`` [P] bohr for a cutoff in bohr: 1 inside, smoothly 0 at the cutoff."""
+        if self.smoothing == 0.0:
+            return (r <= cutoff).to(r.dtype)
+        start = (1.0 - self.smoothing) * cutoff
+        return 1.0 - smootherstep((r - start) / (cutoff - start))
+
+    def coordination_numbers(self, species: Tensor, i: Tensor, j: Tensor, r: Tensor, n_atoms: int) -> Tensor:
+        """D3 coordination numbers [N] from directed pairs (centre ``i``, neighbour ``j``, distance ``r`` [P] in bohr)."""
+        rc = self.rcov[species[i]] + self.rcov[species[j]]  # [P]
+        count = torch.sigmoid(16.0 * (rc / r - 1.0)) * self.switch(r, self.cn_cutoff / BOHR)  # [P], sigmoid = 1/(1 + exp(-16 (rc/r - 1)))
+        return scatter_sum(count, i, n_atoms)  # [N]
+
+    def reference_weights(self, species: Tensor, cn: Tensor) -> Tensor:
+        """Gaussian weights [N, R] of each atom's reference systems."""
+        ref = self.ref_cn[species]  # [N, R]
+        valid = ref >= 0
+        gauss = torch.where(valid, torch.exp(-4.0 * (cn.unsqueeze(-1) - ref).square()), torch.zeros_like(ref))  # [N, R]
+        norm = gauss.sum(-1, keepdim=True)  # [N, 1]
+        largest = (ref == ref.max(dim=-1, keepdim=True).values) & valid  # [N, R]
+        fallback = largest.to(gauss.dtype)
+        underflow = norm == 0
+        return torch.where(underflow, fallback, gauss / torch.where(underflow, torch.ones_like(norm), norm))
+
+    def forward(self, graph, atomic) -> Tensor:
+        n_atoms = graph.z.shape[0]
+        if self.training and not self.during_training:
+            return graph.pos.new_zeros(n_atoms, dtype=torch.float64)
+        species = graph.species
+        j, i = graph.edge_index[0], graph.edge_index[1]
+        r = torch.linalg.vector_norm(graph.edge_vec.double(), dim=-1) / BOHR  # [E] bohr
+        in_cn = r <= self.cn_cutoff / BOHR
+        cn = self.coordination_numbers(species, i[in_cn], j[in_cn], r[in_cn], n_atoms)  # [N]
+        weights = self.reference_weights(species, cn)  # [N, R]
+        keep = r <= self.d3_cutoff / BOHR
+        i, j, r = i[keep], j[keep], r[keep]
+        # C6_ij = sum_ab W_ia C6ref(Z_i a, Z_j b) W_jb, through each atom's contraction with every partner element
+        partial = torch.einsum("na,nkab->nkb", weights, self.ref_c6[species])  # [N, K, R]
+        c6 = (partial[i, species[j]] * weights[j]).sum(-1)  # [P]
+        qq = 3.0 * self.r4r2[species[i]] * self.r4r2[species[j]]  # [P] = C8 / C6
+        radius = self.params["a1"] * torch.sqrt(qq) + self.params["a2"]  # [P] bohr
+        pair = self.params["s6"] * c6 / (r**6 + radius**6) + self.params["s8"] * c6 * qq / (r**8 + radius**8)  # [P]
+        pair = pair * self.switch(r, self.d3_cutoff / BOHR)
+        return -0.5 * HARTREE * scatter_sum(pair, i, n_atoms)  # [N] eV, each pair counted from both ends
+
+    def extra_repr(self) -> str:
+        return f"functional={self.functional!r}, params={self.params}, cutoff={self.d3_cutoff:.3g}, cn_cutoff={self.cn_cutoff:.3g}"
