@@ -4,6 +4,7 @@
 #   benchmarks/peers/setup_envs.sh                 # schnetpack now, mace + torchmdnet in the background
 #   benchmarks/peers/setup_envs.sh --fg            # all three, one after the other, in the foreground
 #   benchmarks/peers/setup_envs.sh mace torchmdnet # only these, in the foreground
+#   benchmarks/peers/setup_envs.sh sake            # the SAKE authors' JAX code (not built by default)
 #
 # Every env gets torch==2.13.0 first (the local CPU wheel) and all later pip
 # calls run with a constraints file pinning it, so no peer can pull a CUDA torch.
@@ -43,6 +44,8 @@ EOF
             TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1 "$py" -c "import mace.modules" >/dev/null 2>&1 ;;
         torchmdnet)
             "$py" -c "import torchmdnet.models.tensornet" >/dev/null 2>&1 ;;
+        sake)
+            "$py" -c "import jax, flax.linen, sake.models" >/dev/null 2>&1 ;;
         *) echo "unknown peer: $name" >&2; return 2 ;;
     esac
 }
@@ -72,6 +75,15 @@ install_mace() {
 
 install_torchmdnet() {
     pipc torchmdnet "torchmd-net==3.1.0"
+}
+
+install_sake() {
+    # sake-gnn 0.0.2.post1 is the SAKE authors' JAX/flax code (choderalab/sake,
+    # the same modules as the repository's last commit). It declares only jax and
+    # jaxlib; flax is added here, at versions with Python 3.11 CPU wheels whose
+    # linen API the 2023 code uses unchanged.
+    pipc sake "jax==0.4.30" "jaxlib==0.4.30" "flax==0.8.5" "numpy<2.1"
+    pipc sake --no-deps "sake-gnn==0.0.2.post1"
 }
 
 build_env() {
