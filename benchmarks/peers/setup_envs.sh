@@ -3,8 +3,8 @@
 #
 #   benchmarks/peers/setup_envs.sh                 # schnetpack now, mace + torchmdnet in the background
 #   benchmarks/peers/setup_envs.sh --fg            # all three, one after the other, in the foreground
-#   benchmarks/peers/setup_envs.sh mace torchmdnet # only these, in the foreground
 #   benchmarks/peers/setup_envs.sh sake            # the SAKE authors' JAX code (not built by default)
+#   benchmarks/peers/setup_envs.sh mace torchmdnet # only these, in the foreground
 #
 # Every env gets torch==2.13.0 first (the local CPU wheel) and all later pip
 # calls run with a constraints file pinning it, so no peer can pull a CUDA torch.
@@ -42,10 +42,10 @@ EOF
             ;;
         mace)
             TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1 "$py" -c "import mace.modules" >/dev/null 2>&1 ;;
-        torchmdnet)
-            "$py" -c "import torchmdnet.models.tensornet" >/dev/null 2>&1 ;;
         sake)
             "$py" -c "import jax, flax.linen, sake.models" >/dev/null 2>&1 ;;
+        torchmdnet)
+            "$py" -c "import torchmdnet.models.tensornet" >/dev/null 2>&1 ;;
         *) echo "unknown peer: $name" >&2; return 2 ;;
     esac
 }
@@ -73,10 +73,6 @@ install_mace() {
     pipc mace "mace-torch==0.3.16"
 }
 
-install_torchmdnet() {
-    pipc torchmdnet "torchmd-net==3.1.0"
-}
-
 install_sake() {
     # sake-gnn 0.0.2.post1 is the SAKE authors' JAX/flax code (choderalab/sake,
     # the same modules as the repository's last commit). It declares only jax and
@@ -84,6 +80,10 @@ install_sake() {
     # linen API the 2023 code uses unchanged.
     pipc sake "jax==0.4.30" "jaxlib==0.4.30" "flax==0.8.5" "numpy<2.1"
     pipc sake --no-deps "sake-gnn==0.0.2.post1"
+}
+
+install_torchmdnet() {
+    pipc torchmdnet "torchmd-net==3.1.0"
 }
 
 build_env() {
