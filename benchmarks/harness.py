@@ -35,6 +35,7 @@ PEER_BENCHMARKS = {
     "painn": ("training_throughput.py", "SchNetPack 2.1.1 PaiNN (.peers/schnetpack)"),
     "mace": ("mace_inference.py", "mace-torch 0.3.16 (.peers/mace)"),
     "tensornet": ("tensornet_inference.py", "TorchMD-Net 3.1.0 TensorNet (.peers/torchmdnet)"),
+    "sake": ("sake_inference.py", "sake-gnn 0.0.2.post1 DenseSAKEModel, JAX (.peers/sake)"),
 }
 
 

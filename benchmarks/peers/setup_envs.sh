@@ -3,6 +3,7 @@
 #
 #   benchmarks/peers/setup_envs.sh                 # schnetpack now, mace + torchmdnet in the background
 #   benchmarks/peers/setup_envs.sh --fg            # all three, one after the other, in the foreground
+#   benchmarks/peers/setup_envs.sh sake            # the SAKE authors' JAX code (not built by default)
 #   benchmarks/peers/setup_envs.sh mace torchmdnet # only these, in the foreground
 #   benchmarks/peers/setup_envs.sh dftd3           # the D3 reference (not built by default)
 #
@@ -42,6 +43,8 @@ EOF
             ;;
         mace)
             TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1 "$py" -c "import mace.modules" >/dev/null 2>&1 ;;
+        sake)
+            "$py" -c "import jax, flax.linen, sake.models" >/dev/null 2>&1 ;;
         torchmdnet)
             "$py" -c "import torchmdnet.models.tensornet" >/dev/null 2>&1 ;;
         dftd3)
@@ -71,6 +74,15 @@ install_mace() {
     # Keeps mace-torch's own pin e3nn==0.4.4; importing it under torch>=2.6
     # needs TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1 (see README).
     pipc mace "mace-torch==0.3.16"
+}
+
+install_sake() {
+    # sake-gnn 0.0.2.post1 is the SAKE authors' JAX/flax code (choderalab/sake,
+    # the same modules as the repository's last commit). It declares only jax and
+    # jaxlib; flax is added here, at versions with Python 3.11 CPU wheels whose
+    # linen API the 2023 code uses unchanged.
+    pipc sake "jax==0.4.30" "jaxlib==0.4.30" "flax==0.8.5" "numpy<2.1"
+    pipc sake --no-deps "sake-gnn==0.0.2.post1"
 }
 
 install_torchmdnet() {

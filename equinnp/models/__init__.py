@@ -4,6 +4,7 @@ tests, the command line, config validation and the benchmarks."""
 from equinnp.models.base import AtomicOutput, AtomisticModel, Graph
 from equinnp.models.mace import MACE
 from equinnp.models.painn import PaiNN
+from equinnp.models.sake import SAKE
 from equinnp.models.schnet import SchNet
 from equinnp.models.tensornet import TensorNet
 
@@ -12,6 +13,7 @@ ARCHITECTURES = {
     "painn": PaiNN,
     "mace": MACE,
     "tensornet": TensorNet,
+    "sake": SAKE,
 }
 
-__all__ = ["ARCHITECTURES", "AtomicOutput", "AtomisticModel", "Graph", "MACE", "PaiNN", "SchNet", "TensorNet"]
+__all__ = ["ARCHITECTURES", "AtomicOutput", "AtomisticModel", "Graph", "MACE", "PaiNN", "SAKE", "SchNet", "TensorNet"]
