@@ -32,6 +32,7 @@ PEER_BENCHMARKS = {
     "painn": ("training_throughput.py", "SchNetPack 2.1.1 PaiNN (.peers/schnetpack)"),
     "mace": ("equivariant_inference.py", "mace-torch 0.3.16 (.peers/mace)"),
     "tensornet": ("tensornet_inference.py", "TorchMD-Net 3.1.0 TensorNet (.peers/torchmdnet)"),
+    "ani2x": ("ani2x_inference.py", "TorchANI 2.9.0 ANI-2x, 1 network and the 8-member ensemble (.peers/torchani)"),
 }
 
 

@@ -56,6 +56,11 @@ class PotentialOutput(NamedTuple):
         Dipole moment (e·Å) of models that predict charges.
     hessian : Tensor, optional
         Second derivatives of the energy, when requested.
+    member_energies : Tensor, [B, M] float64, optional
+        Total energy (eV) of each member of an ensemble model (ANI-2x); ``energy`` is their mean.
+    energy_std : Tensor, [B] float64, optional
+        Spread of the ensemble: the sample standard deviation (M - 1 in the denominator)
+        of ``member_energies`` per system (eV). None for models that are not ensembles.
     """
 
     energy: Tensor
@@ -66,6 +71,8 @@ class PotentialOutput(NamedTuple):
     energy_terms: Dict[str, Tensor] = {}
     dipole: Optional[Tensor] = None
     hessian: Optional[Tensor] = None
+    member_energies: Optional[Tensor] = None
+    energy_std: Optional[Tensor] = None
 
 
 def _ordinary_tensors(data):
@@ -317,6 +324,11 @@ class Potential(nn.Module):
             energy_terms[name] = scatter_sum(term_energies, batch, num_graphs)  # [B]
             atomic_energies = atomic_energies + term_energies
         energy = scatter_sum(atomic_energies, batch, num_graphs)  # [B] float64
+        member_energies = energy_std = None
+        if atomic.member_energies is not None:  # the energy terms are the same for every member
+            member_energies = scatter_sum(atomic.member_energies.double(), batch, num_graphs)  # [B, M]
+            member_energies = member_energies + (energy - scatter_sum(atomic.energy.double(), batch, num_graphs)).unsqueeze(-1)
+            energy_std = member_energies.std(dim=-1)  # [B]
 
         forces = stress = None
         if compute_forces or compute_stress:
@@ -337,7 +349,8 @@ class Potential(nn.Module):
                                          torch.full_like(d_strain, float("nan")))  # [B, 3, 3]
                 stress = torch.where(periodic.view(-1, 1, 1), per_volume, torch.zeros_like(d_strain))
         return PotentialOutput(energy=energy, forces=forces, atomic_energies=atomic_energies, stress=stress,
-                               charges=atomic.charges, energy_terms=energy_terms)
+                               charges=atomic.charges, energy_terms=energy_terms,
+                               member_energies=member_energies, energy_std=energy_std)
 
     # ---------------------------------------------------------------- fitting
     def fit(self, dataset, *, reference_energies="fit", scale="rms_forces", shift=None, **options) -> dict:

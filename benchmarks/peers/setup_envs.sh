@@ -4,6 +4,7 @@
 #   benchmarks/peers/setup_envs.sh                 # schnetpack now, mace + torchmdnet in the background
 #   benchmarks/peers/setup_envs.sh --fg            # all three, one after the other, in the foreground
 #   benchmarks/peers/setup_envs.sh mace torchmdnet # only these, in the foreground
+#   benchmarks/peers/setup_envs.sh torchani       # TorchANI 2.9.0 (ANI-2x benchmark)
 #
 # Every env gets torch==2.13.0 first (the local CPU wheel) and all later pip
 # calls run with a constraints file pinning it, so no peer can pull a CUDA torch.
@@ -43,6 +44,8 @@ EOF
             TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1 "$py" -c "import mace.modules" >/dev/null 2>&1 ;;
         torchmdnet)
             "$py" -c "import torchmdnet.models.tensornet" >/dev/null 2>&1 ;;
+        torchani)
+            "$py" -c "import torchani, torchani.neurochem" >/dev/null 2>&1 ;;
         *) echo "unknown peer: $name" >&2; return 2 ;;
     esac
 }
@@ -72,6 +75,13 @@ install_mace() {
 
 install_torchmdnet() {
     pipc torchmdnet "torchmd-net==3.1.0"
+}
+
+install_torchani() {
+    # torchani 2.9.0 caps torch at 2.13 (the project's pin). ANI2x() downloads
+    # its weights, which cannot work offline: benchmarks/ani2x_inference.py
+    # loads the published NeuroChem files with torchani.neurochem instead.
+    pipc torchani "torchani==2.9.0"
 }
 
 build_env() {

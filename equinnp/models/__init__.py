@@ -1,6 +1,7 @@
 """The architectures. ``ARCHITECTURES`` is the one registry every consumer iterates:
 tests, the command line, config validation and the benchmarks."""
 
+from equinnp.models.ani2x import ANI2x
 from equinnp.models.base import AtomicOutput, AtomisticModel, Graph
 from equinnp.models.mace import MACE
 from equinnp.models.painn import PaiNN
@@ -12,6 +13,7 @@ ARCHITECTURES = {
     "painn": PaiNN,
     "mace": MACE,
     "tensornet": TensorNet,
+    "ani2x": ANI2x,
 }
 
-__all__ = ["ARCHITECTURES", "AtomicOutput", "AtomisticModel", "Graph", "MACE", "PaiNN", "SchNet", "TensorNet"]
+__all__ = ["ANI2x", "ARCHITECTURES", "AtomicOutput", "AtomisticModel", "Graph", "MACE", "PaiNN", "SchNet", "TensorNet"]

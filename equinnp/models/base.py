@@ -98,10 +98,14 @@ class AtomicOutput(NamedTuple):
         Per-atom energy contribution before scale, shift and reference energies.
     charges : Tensor, [N], optional
         Partial charges (e), for models that predict them.
+    member_energies : Tensor, [N, M], optional
+        Per-atom energy of each of the M members of an ensemble (``energy`` is
+        their mean), for ensemble models (ANI-2x); transformed like ``energy``.
     """
 
     energy: Tensor
     charges: Optional[Tensor] = None
+    member_energies: Optional[Tensor] = None
 
 
 def _plain(value):
