@@ -325,10 +325,10 @@ class Potential(nn.Module):
             atomic_energies = atomic_energies + term_energies
         energy = scatter_sum(atomic_energies, batch, num_graphs)  # [B] float64
         member_energies = energy_std = None
-        if atomic.member_energies is not None:  # the energy terms are the same for every member
-            member_energies = scatter_sum(atomic.member_energies.double(), batch, num_graphs)  # [B, M]
-            member_energies = member_energies + (energy - scatter_sum(atomic.energy.double(), batch, num_graphs)).unsqueeze(-1)
-            energy_std = member_energies.std(dim=-1)  # [B]
+        if atomic.member_energies is not None:  # ensembles: every member gets the same energy terms
+            terms = sum(energy_terms.values(), torch.zeros_like(energy))  # [B]
+            member_energies = scatter_sum(atomic.member_energies.double(), batch, num_graphs) + terms.unsqueeze(-1)  # [B, M]
+            energy_std = member_energies.std(dim=-1)  # [B], M - 1 in the denominator
 
         forces = stress = None
         if compute_forces or compute_stress:

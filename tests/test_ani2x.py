@@ -336,3 +336,42 @@ def test_the_release_archive_is_extracted_and_checked(model_copy, tmp_path):
     with pytest.raises(ValueError, match="digest .* expected " + ANI2X_SHA256):
         extract_release(corrupt, tmp_path / "other" / "ani2x")
     assert not (tmp_path / "other" / "ani2x").exists()
+
+
+def test_row_outer_equals_the_broadcast_product_and_has_second_derivatives():
+    from equinnp.nn.aev import row_outer
+
+    generator = torch.Generator().manual_seed(0)
+    a = torch.randn(6, 3, dtype=torch.float64, generator=generator, requires_grad=True)
+    b = torch.randn(6, 4, dtype=torch.float64, generator=generator, requires_grad=True)
+    torch.testing.assert_close(row_outer(a, b), (a[:, :, None] * b[:, None, :]).reshape(6, 12), rtol=0, atol=0)
+    assert torch.autograd.gradcheck(row_outer, (a, b))
+    assert torch.autograd.gradgradcheck(row_outer, (a, b))
+    empty = row_outer(torch.zeros(0, 3, requires_grad=True), torch.zeros(0, 4))
+    assert empty.shape == (0, 12)
+
+
+def test_angular_pairs_are_every_unordered_pair_of_edges_at_a_center_once():
+    from equinnp.nn.aev import angular_pairs
+
+    center = torch.tensor([0, 0, 0, 2, 3, 3, 3, 3])
+    first, second = angular_pairs(center)
+    expected = sorted((p, q) for p in range(8) for q in range(p + 1, 8) if center[p] == center[q])
+    assert sorted(zip(first.tolist(), second.tolist())) == expected and len(expected) == 3 + 6
+    assert [t.numel() for t in angular_pairs(torch.zeros(0, dtype=torch.long))] == [0, 0]
+
+
+@needs_files
+def test_a_saved_pretrained_potential_loads_with_the_same_numbers(tmp_path, reference):
+    pot = equinnp.load_pretrained("ani2x", FOLDER, dtype="float64", members=[0, 5], download=False)
+    assert pot.model.num_members == 2
+    pot.save(tmp_path / "ani2x.pt")
+    loaded = equinnp.load_potential(tmp_path / "ani2x.pt")
+    data = molecule(reference["dmso__species"], reference["dmso__coordinates"][0])
+    a, b = pot(data), loaded(data)
+    assert a.energy.item() == b.energy.item() and torch.equal(a.member_energies, b.member_energies)
+    torch.testing.assert_close(a.forces, b.forces, rtol=0, atol=0)
+    np.testing.assert_allclose(a.member_energies.detach()[0].numpy() / HARTREE_TO_EV,
+                               reference["dmso__member_energies"][[0, 5], 0], rtol=0, atol=1e-9)
+    with pytest.raises(ValueError, match=r"members must be distinct indices in 0..7, got \[8\]"):
+        equinnp.load_pretrained("ani2x", FOLDER, members=[8], download=False)

@@ -43,7 +43,7 @@ from torch import Tensor, nn
 
 from equinnp.postprocessing.float64 import keep_float64
 
-__all__ = ["AEVConstants", "AtomicEnvironmentVector", "angular_pairs", "ani_cutoff"]
+__all__ = ["AEVConstants", "AtomicEnvironmentVector", "angular_pairs", "ani_cutoff", "row_outer"]
 
 
 class AEVConstants(NamedTuple):
@@ -88,6 +88,34 @@ class AEVConstants(NamedTuple):
             angular_eta=r32([self.angular_eta])[0], zeta=r32([self.zeta])[0],
             angular_shifts=r32(list(self.angular_shifts)), angle_sections=r32(list(self.angle_sections)),
         )
+
+
+class _RowOuter(torch.autograd.Function):
+    """Row-wise outer product ``out[p] = a[p] ⊗ b[p]`` flattened, [P, A] x [P, B] → [P, A·B].
+
+    The same numbers as ``(a[:, :, None] * b[:, None, :]).reshape(P, -1)``; the backward is two
+    batched matrix-vector products instead of broadcast products and reductions over small
+    inner axes (twice as fast on CPU). It is built from differentiable operations, so
+    second derivatives (training on forces) go through it.
+    """
+
+    @staticmethod
+    def forward(ctx, a: Tensor, b: Tensor) -> Tensor:
+        ctx.save_for_backward(a, b)
+        return (a.unsqueeze(-1) * b.unsqueeze(-2)).reshape(a.shape[0], a.shape[1] * b.shape[1])
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        a, b = ctx.saved_tensors
+        grad = grad.reshape(a.shape[0], a.shape[1], b.shape[1])  # [P, A, B]
+        grad_a = torch.bmm(grad, b.unsqueeze(-1)).squeeze(-1)  # [P, A]
+        grad_b = torch.bmm(a.unsqueeze(1), grad).squeeze(1)  # [P, B]
+        return grad_a, grad_b
+
+
+def row_outer(a: Tensor, b: Tensor) -> Tensor:
+    """``a[p] ⊗ b[p]`` for every row p, flattened a-major: [P, A], [P, B] → [P, A * B]."""
+    return _RowOuter.apply(a, b)
 
 
 def ani_cutoff(r: Tensor, cutoff: float) -> Tensor:
@@ -186,24 +214,27 @@ class AtomicEnvironmentVector(nn.Module):
         """[N, K (K + 1) / 2 * num_angular]."""
         num_atoms = species.shape[0]
         keep = torch.nonzero(edge_length <= self.angular_cutoff).squeeze(-1)  # [E_a]
-        center = edge_index[1, keep]
-        order = torch.argsort(center, stable=True)
-        keep, center = keep[order], center[order]  # [E_a], grouped by center
-        first, second = angular_pairs(center)  # [P]
-        e1, e2 = keep[first], keep[second]
-        v1, v2 = edge_vec[e1], edge_vec[e2]  # [P, 3]
-        d1, d2 = edge_length[e1], edge_length[e2]  # [P]
+        center = edge_index[1].index_select(0, keep)  # [E_a]
+        if center.numel() > 1 and not bool((center[1:] >= center[:-1]).all()):  # equinnp's graphs come sorted
+            order = torch.argsort(center, stable=True)
+            keep, center = keep[order], center[order]
+        vec, length = edge_vec.index_select(0, keep), edge_length.index_select(0, keep)  # [E_a, 3], [E_a]
+        cutoff = ani_cutoff(length, self.angular_cutoff)  # [E_a]
+        neighbor_species = species.index_select(0, edge_index[0].index_select(0, keep))  # [E_a]
+        first, second = angular_pairs(center)  # [P], positions in the angular sub-list
+        v1, v2 = vec.index_select(0, first), vec.index_select(0, second)  # [P, 3]
+        d1, d2 = length.index_select(0, first), length.index_select(0, second)  # [P]
         cos_theta = 0.95 * (v1 * v2).sum(-1) / torch.clamp(d1 * d2, min=1e-10)  # [P] cos θ'
         sin_theta = torch.sqrt(1.0 - cos_theta**2)  # [P] > 0.31: |cos θ'| <= 0.95
         sections = self._float("angle_sections", edge_vec)
-        cos_shifted = cos_theta.unsqueeze(-1) * torch.cos(sections) + sin_theta.unsqueeze(-1) * torch.sin(sections)
+        cos_shifted = torch.outer(cos_theta, torch.cos(sections)) + torch.outer(sin_theta, torch.sin(sections))
         angle_part = 2.0 * ((1.0 + cos_shifted) * 0.5) ** self.zeta  # [P, num_sections]
         shifts = self._float("angular_shifts", edge_vec)
         radial_part = torch.exp(-self.angular_eta * (0.5 * (d1 + d2).unsqueeze(-1) - shifts) ** 2)  # [P, num_shifts]
-        radial_part = radial_part * (ani_cutoff(d1, self.angular_cutoff) * ani_cutoff(d2, self.angular_cutoff)).unsqueeze(-1)
-        terms = (radial_part.unsqueeze(-1) * angle_part.unsqueeze(-2)).reshape(-1, self.num_angular)  # [P, a * z]
-        j1, j2 = edge_index[0, e1], edge_index[0, e2]
-        slot = edge_index[1, e1] * self.num_pairs + self.triu_index[species[j1], species[j2]]  # [P]
+        radial_part = radial_part * (cutoff.index_select(0, first) * cutoff.index_select(0, second)).unsqueeze(-1)
+        terms = row_outer(radial_part, angle_part)  # [P, a * z], shift-major
+        pair_type = self.triu_index[neighbor_species.index_select(0, first), neighbor_species.index_select(0, second)]
+        slot = center.index_select(0, first) * self.num_pairs + pair_type  # [P]
         out = terms.new_zeros(num_atoms * self.num_pairs, self.num_angular)
         out.index_add_(0, slot, terms)
         return out.reshape(num_atoms, self.num_pairs * self.num_angular)
