@@ -375,3 +375,24 @@ def test_a_saved_pretrained_potential_loads_with_the_same_numbers(tmp_path, refe
                                reference["dmso__member_energies"][[0, 5], 0], rtol=0, atol=1e-9)
     with pytest.raises(ValueError, match=r"members must be distinct indices in 0..7, got \[8\]"):
         equinnp.load_pretrained("ani2x", FOLDER, members=[8], download=False)
+
+
+def test_aev_values_of_absent_elements_are_zero_and_leaving_them_out_changes_nothing():
+    """The core network skips the AEV columns (and first-layer rows) of elements absent from the batch."""
+    torch.manual_seed(0)
+    pot = equinnp.build_potential("ani2x", hidden_layers=[8, 4], num_radial_shifts=4, num_angular_shifts=2,
+                                  num_angle_sections=2, num_members=2, dtype="float64")
+    seen = {}
+    pot.model.aev.register_forward_hook(lambda module, args, out: seen.update(aev=out))
+    pot.model.register_forward_hook(lambda module, args, out: seen.update(graph=args[0], out=out))
+    data = molecule([6, 16, 1, 1, 1, 1], [[0, 0, 0], [1.82, 0, 0], [-0.36, 1.03, 0], [-0.36, -0.51, 0.89],
+                                          [-0.36, -0.51, -0.89], [2.1, 1.3, 0]])
+    pot(data)
+    present = torch.unique(seen["graph"].species)  # H, C, S
+    columns = pot.model.aev.columns_for(present)
+    assert 0 < columns.numel() < pot.model.aev.aev_length
+    left_out = torch.ones(pot.model.aev.aev_length, dtype=torch.bool)
+    left_out[columns] = False
+    assert torch.count_nonzero(seen["aev"][:, left_out]) == 0 and torch.count_nonzero(seen["aev"][:, columns]) > 0
+    full = torch.stack([pot.model.networks[int(k)](seen["aev"][a:a + 1])[0] for a, k in enumerate(seen["graph"].species)])
+    torch.testing.assert_close(seen["out"].member_energies, full, rtol=1e-12, atol=1e-12)

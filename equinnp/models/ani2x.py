@@ -63,6 +63,9 @@ class ANI2x(AtomisticModel):
         TorchANI's ANI-2x, equal AEVs to 1e-15); False: the exact decimal values
         (AEVs differ by about 4e-7). The cutoffs are exact either way.
 
+    The AEV columns of elements absent from the batch are exactly zero; they and
+    the matching first-layer rows are left out of the products (same numbers).
+
     Shapes: ``Graph`` with N atoms → ``AtomicOutput.energy`` [N] (the members'
     mean) and, for M > 1, ``member_energies`` [N, M].
     """
@@ -124,11 +127,16 @@ class ANI2x(AtomisticModel):
 
     def forward(self, graph: Graph) -> AtomicOutput:
         aev = self.aev(graph.species, graph.edge_index, graph.edge_vec, graph.edge_length)  # [N, D]
+        present = torch.unique(graph.species)  # [K'], sorted
+        columns = None
+        if present.numel() < self.num_elements:
+            # AEV values of absent elements are exactly 0: leave them (and their first-layer weights) out
+            columns = self.aev.columns_for(present)  # [D']
+            aev = aev.index_select(1, columns)  # [N, D']
         members = aev.new_zeros(aev.shape[0], self.num_members)  # [N, M]
-        for k, network in enumerate(self.networks):
+        for k in present.tolist():
             atoms = torch.nonzero(graph.species == k).squeeze(-1)  # [n_k]
-            if atoms.numel():
-                members = members.index_add(0, atoms, network(aev.index_select(0, atoms)))  # [N, M]
+            members = members.index_add(0, atoms, self.networks[k](aev.index_select(0, atoms), columns))  # [N, M]
         energy = members.mean(dim=-1)  # [N]
         return AtomicOutput(energy=energy, member_energies=members if self.num_members > 1 else None)
 

@@ -190,6 +190,19 @@ class AtomicEnvironmentVector(nn.Module):
         self.register_buffer("triu_index", triu, persistent=False)
         self.radial_length = K * self.num_radial
         self.aev_length = self.radial_length + self.num_pairs * self.num_angular
+        # the neighbor species each AEV value depends on: radial s → (s, s), angular {s, s'} → (s, s')
+        radial_species = torch.arange(K).repeat_interleave(self.num_radial)
+        angular_rows = rows.repeat_interleave(self.num_angular)
+        angular_cols = cols.repeat_interleave(self.num_angular)
+        self.register_buffer("column_species", torch.stack([torch.cat([radial_species, angular_rows]),
+                                                            torch.cat([radial_species, angular_cols])], dim=1),
+                             persistent=False)  # [aev_length, 2]
+
+    def columns_for(self, present: Tensor) -> Tensor:
+        """Indices [D'] of the AEV values that can be non-zero when only the species ``present`` occur:
+        the others have no neighbor of their element (pair) and are exactly 0."""
+        mask = torch.isin(self.column_species, present).all(dim=1)  # [aev_length]
+        return torch.nonzero(mask).squeeze(-1)
 
     # the constants stay float64 under .to(float32): a float32 network then rounds them once, per call
     _apply = keep_float64

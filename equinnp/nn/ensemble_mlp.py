@@ -20,7 +20,7 @@ first layer is one [n, in] x [in, M·out] product); later layers are [M, in, out
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from typing import Optional, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -32,7 +32,7 @@ __all__ = ["EnsembleElementMLP"]
 class EnsembleElementMLP(nn.Module):
     """M stacked MLPs ``in_features → hidden... → 1`` with CELU(α) between layers.
 
-    Shapes: ``x`` [n, in_features] → [n, M] (one energy per atom and member).
+    Shapes: ``x`` [n, in_features] (or [n, D'] with ``columns`` [D']) → [n, M] (one energy per atom and member).
     """
 
     def __init__(self, in_features: int, hidden: Sequence[int], num_members: int = 1, celu_alpha: float = 0.1):
@@ -61,10 +61,11 @@ class EnsembleElementMLP(nn.Module):
             nn.init.normal_(weight, std=1.0 / math.sqrt(fan_in))
             nn.init.zeros_(bias)
 
-    def forward(self, x: Tensor) -> Tensor:
+    def forward(self, x: Tensor, columns: Optional[Tensor] = None) -> Tensor:
+        """``columns`` [D']: the input features ``x`` holds (default: all ``in_features``); the others are 0."""
         n, M = x.shape[0], self.num_members
-        first = self.weights[0]
-        h = (x @ first.reshape(self.in_features, -1)).reshape(n, M, -1).transpose(0, 1)  # [M, n, h1]
+        first = self.weights[0] if columns is None else self.weights[0].index_select(0, columns)  # [D', M, h1]
+        h = (x @ first.reshape(x.shape[1], -1)).reshape(n, M, -1).transpose(0, 1)  # [M, n, h1]
         h = h + self.biases[0]
         for weight, bias in zip(self.weights[1:], self.biases[1:]):
             h = torch.baddbmm(bias, F.celu(h, alpha=self.celu_alpha), weight)  # [M, n, h_next]
