@@ -336,6 +336,10 @@ def test_the_release_archive_is_extracted_and_checked(model_copy, tmp_path):
     with pytest.raises(ValueError, match="digest .* expected " + ANI2X_SHA256):
         extract_release(corrupt, tmp_path / "other" / "ani2x")
     assert not (tmp_path / "other" / "ani2x").exists()
+    (tmp_path / "truncated.zip").write_bytes(archive.read_bytes()[:1000])
+    with pytest.raises(ValueError, match="truncated.zip is not a zip archive"):
+        extract_release(tmp_path / "truncated.zip", tmp_path / "other" / "ani2x")
+    assert sorted(p.name for p in (tmp_path / "other").iterdir()) == []  # no staging folder left behind
 
 
 def test_row_outer_equals_the_broadcast_product_and_has_second_derivatives():

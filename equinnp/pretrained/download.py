@@ -67,18 +67,21 @@ def extract_release(archive, destination) -> Path:
     destination.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".ani2x-", dir=destination.parent))
     try:
-        with zipfile.ZipFile(archive) as zf:
-            for member in zf.infolist():
-                parts = Path(member.filename).parts
-                if "resources" not in parts or member.is_dir():
-                    continue
-                relative = Path(*parts[parts.index("resources") + 1:])
-                if ".." in relative.parts or not (relative.name == INFO or relative.parts[0] == "ani-2x_8x"):
-                    continue
-                target = staging / relative
-                target.parent.mkdir(parents=True, exist_ok=True)
-                with zf.open(member) as source, open(target, "wb") as sink:
-                    shutil.copyfileobj(source, sink)
+        try:
+            with zipfile.ZipFile(archive) as zf:
+                for member in zf.infolist():
+                    parts = Path(member.filename).parts
+                    if "resources" not in parts or member.is_dir():
+                        continue
+                    relative = Path(*parts[parts.index("resources") + 1:])
+                    if ".." in relative.parts or not (relative.name == INFO or relative.parts[0] == "ani-2x_8x"):
+                        continue
+                    target = staging / relative
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    with zf.open(member) as source, open(target, "wb") as sink:
+                        shutil.copyfileobj(source, sink)
+        except zipfile.BadZipFile as error:
+            raise ValueError(f"{archive} is not a zip archive ({error}): a corrupt or interrupted download") from None
         if not (staging / INFO).is_file():
             raise ValueError(f"{archive} holds no resources/{INFO}: not the ANI-2x release archive")
         digest = model_digest(staging)
