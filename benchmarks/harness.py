@@ -36,6 +36,7 @@ PEER_BENCHMARKS = {
     "mace": ("mace_inference.py", "mace-torch 0.3.16 (.peers/mace)"),
     "tensornet": ("tensornet_inference.py", "TorchMD-Net 3.1.0 TensorNet (.peers/torchmdnet)"),
     "sake": ("sake_inference.py", "sake-gnn 0.0.2.post1 DenseSAKEModel, JAX (.peers/sake)"),
+    "ani2x": ("ani2x_inference.py", "TorchANI 2.9.0 ANI-2x, 1 network and the 8-member ensemble (.peers/torchani)"),
 }
 
 

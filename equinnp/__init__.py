@@ -14,6 +14,7 @@ _NAMES = {
     "PotentialOutput": "equinnp.potential",
     "build_potential": "equinnp.build",
     "load_potential": "equinnp.build",
+    "load_pretrained": "equinnp.pretrained",
 }
 _SUBMODULES = ("calculators", "data", "neighbors")
 
@@ -23,6 +24,7 @@ __all__ = [
     "PotentialOutput",
     "build_potential",
     "load_potential",
+    "load_pretrained",
     "calculators",
     "data",
     "neighbors",

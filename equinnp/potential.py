@@ -59,6 +59,11 @@ class PotentialOutput(NamedTuple):
         predict charges; NaN rows for periodic systems, where it is not defined.
     hessian : Tensor, optional
         Second derivatives of the energy, when requested.
+    member_energies : Tensor, [B, M] float64, optional
+        Total energy (eV) of each member of an ensemble model (ANI-2x); ``energy`` is their mean.
+    energy_std : Tensor, [B] float64, optional
+        Spread of the ensemble: the sample standard deviation (M - 1 in the denominator)
+        of ``member_energies`` per system (eV). None for models that are not ensembles.
     """
 
     energy: Tensor
@@ -69,6 +74,8 @@ class PotentialOutput(NamedTuple):
     energy_terms: Dict[str, Tensor] = {}
     dipole: Optional[Tensor] = None
     hessian: Optional[Tensor] = None
+    member_energies: Optional[Tensor] = None
+    energy_std: Optional[Tensor] = None
 
 
 def _ordinary_tensors(data):
@@ -320,6 +327,11 @@ class Potential(nn.Module):
             energy_terms[name] = scatter_sum(term_energies, batch, num_graphs)  # [B]
             atomic_energies = atomic_energies + term_energies
         energy = scatter_sum(atomic_energies, batch, num_graphs)  # [B] float64
+        member_energies = energy_std = None
+        if atomic.member_energies is not None:  # ensembles: every member gets the same energy terms
+            terms = sum(energy_terms.values(), torch.zeros_like(energy))  # [B]
+            member_energies = scatter_sum(atomic.member_energies.double(), batch, num_graphs) + terms.unsqueeze(-1)  # [B, M]
+            energy_std = member_energies.std(dim=-1)  # [B], M - 1 in the denominator
 
         forces = stress = None
         if compute_forces or compute_stress:
@@ -343,7 +355,8 @@ class Potential(nn.Module):
         if atomic.charges is not None:
             dipole = dipole_moment(atomic.charges, pos, z, batch, num_graphs, pbc)  # [B, 3]; NaN rows: periodic
         return PotentialOutput(energy=energy, forces=forces, atomic_energies=atomic_energies, stress=stress,
-                               charges=atomic.charges, energy_terms=energy_terms, dipole=dipole)
+                               charges=atomic.charges, energy_terms=energy_terms, dipole=dipole,
+                               member_energies=member_energies, energy_std=energy_std)
 
     # ---------------------------------------------------------------- fitting
     def fit(self, dataset, *, reference_energies="fit", scale="rms_forces", shift=None, **options) -> dict:

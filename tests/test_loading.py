@@ -13,6 +13,7 @@ from equinnp.data import from_arrays
 
 LEGACY = Path(__file__).parent / "data" / "legacy"
 RELEASES = ["0.1.0"]
+#: The architectures each release had (later ones have no files of that release).
 
 
 def legacy_structures():
@@ -37,7 +38,7 @@ def test_files_of_earlier_releases_give_their_numbers(release, name, dtype):
     """
     path = LEGACY / f"{name}_{dtype}_{release}.pt"
     if not path.exists():
-        pytest.fail(f"missing fixture {path}: {name} was added after {release}?")
+        pytest.fail(f"missing fixture {path} of {name}, which release {release} had")
     expected = torch.load(LEGACY / f"outputs_{release}.pt", weights_only=True)[f"{name}_{dtype}"]
     pot = equinnp.load_potential(path)
     for data, ref in zip(legacy_structures(), expected):

@@ -6,6 +6,7 @@
 #   benchmarks/peers/setup_envs.sh sake            # the SAKE authors' JAX code (not built by default)
 #   benchmarks/peers/setup_envs.sh mace torchmdnet # only these, in the foreground
 #   benchmarks/peers/setup_envs.sh dftd3           # the D3 reference (not built by default)
+#   benchmarks/peers/setup_envs.sh torchani       # TorchANI 2.9.0 (ANI-2x benchmark)
 #
 # Every env gets torch==2.13.0 first (the local CPU wheel) and all later pip
 # calls run with a constraints file pinning it, so no peer can pull a CUDA torch.
@@ -49,6 +50,8 @@ EOF
             "$py" -c "import torchmdnet.models.tensornet" >/dev/null 2>&1 ;;
         dftd3)
             "$py" -c "import dftd3.interface" >/dev/null 2>&1 ;;
+        torchani)
+            "$py" -c "import torchani, torchani.neurochem" >/dev/null 2>&1 ;;
         *) echo "unknown peer: $name" >&2; return 2 ;;
     esac
 }
@@ -92,6 +95,13 @@ install_torchmdnet() {
 install_dftd3() {
     # simple-dftd3's Python API (compiled wheel, LGPL): the reference D3 of tests/data/dftd3_golden.npz.
     pipc dftd3 "dftd3==1.7.0" "ase>=3.23"
+}
+
+install_torchani() {
+    # torchani 2.9.0 caps torch at 2.13 (the project's pin). ANI2x() downloads
+    # its weights, which cannot work offline: benchmarks/ani2x_inference.py
+    # loads the published NeuroChem files with torchani.neurochem instead.
+    pipc torchani "torchani==2.9.0"
 }
 
 build_env() {

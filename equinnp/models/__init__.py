@@ -1,6 +1,7 @@
 """The architectures. ``ARCHITECTURES`` is the one registry every consumer iterates:
 tests, the command line, config validation and the benchmarks."""
 
+from equinnp.models.ani2x import ANI2x
 from equinnp.models.base import AtomicOutput, AtomisticModel, Graph
 from equinnp.models.mace import MACE
 from equinnp.models.painn import PaiNN
@@ -14,6 +15,7 @@ ARCHITECTURES = {
     "mace": MACE,
     "tensornet": TensorNet,
     "sake": SAKE,
+    "ani2x": ANI2x,
 }
 
-__all__ = ["ARCHITECTURES", "AtomicOutput", "AtomisticModel", "Graph", "MACE", "PaiNN", "SAKE", "SchNet", "TensorNet"]
+__all__ = ["ANI2x", "ARCHITECTURES", "AtomicOutput", "AtomisticModel", "Graph", "MACE", "PaiNN", "SAKE", "SchNet", "TensorNet"]

@@ -103,11 +103,15 @@ class AtomicOutput(NamedTuple):
     charge_weights : Tensor, [N], optional
         Non-negative share of each atom in the weighted charge correction
         (``equinnp.postprocessing.charges.WeightedChargeConservation``).
+    member_energies : Tensor, [N, M], optional
+        Per-atom energy of each of the M members of an ensemble (``energy`` is
+        their mean), for ensemble models (ANI-2x); transformed like ``energy``.
     """
 
     energy: Tensor
     charges: Optional[Tensor] = None
     charge_weights: Optional[Tensor] = None
+    member_energies: Optional[Tensor] = None
 
 
 def _plain(value):

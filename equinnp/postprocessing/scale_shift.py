@@ -89,7 +89,10 @@ class ElementScaleShift(AtomicTransform):
         return energy.double() * self.scale[species] + self.shift[species]  # [N] float64
 
     def forward(self, atomic, graph):
-        return atomic._replace(energy=self.scale_energy(atomic.energy, graph.species))
+        members = atomic.member_energies  # [N, M] or None: each ensemble member is mapped alike
+        if members is not None:
+            members = members.double() * self.scale[graph.species, None] + self.shift[graph.species, None]
+        return atomic._replace(energy=self.scale_energy(atomic.energy, graph.species), member_energies=members)
 
     def extra_repr(self) -> str:
         return f"scale={self.scale.tolist()}, shift={self.shift.tolist()}"
