@@ -2,6 +2,7 @@
 tests, the command line, config validation and the benchmarks."""
 
 from equinnp.models.base import AtomicOutput, AtomisticModel, Graph
+from equinnp.models.dimenetpp import DimeNetPlusPlus
 from equinnp.models.mace import MACE
 from equinnp.models.painn import PaiNN
 from equinnp.models.schnet import SchNet
@@ -12,6 +13,7 @@ ARCHITECTURES = {
     "painn": PaiNN,
     "mace": MACE,
     "tensornet": TensorNet,
+    "dimenetpp": DimeNetPlusPlus,
 }
 
-__all__ = ["ARCHITECTURES", "AtomicOutput", "AtomisticModel", "Graph", "MACE", "PaiNN", "SchNet", "TensorNet"]
+__all__ = ["ARCHITECTURES", "AtomicOutput", "AtomisticModel", "DimeNetPlusPlus", "Graph", "MACE", "PaiNN", "SchNet", "TensorNet"]
