@@ -24,6 +24,7 @@ from equinnp.data import from_arrays
 from equinnp.neighbors import radius_graph
 from equinnp.neighbors.reverse import reverse_edges
 from equinnp.neighbors.triplets import triplets
+from equinnp.testing.parity import pyg_dimenetpp_twin, pyg_dimenetpp_weights
 
 HYPER = dict(hidden_channels=32, out_emb_channels=48, int_emb_size=16, basis_emb_size=8, num_blocks=2,
              num_spherical=7, num_radial=6, cutoff=5.0)
@@ -61,52 +62,6 @@ def patched_pyg(monkeypatch):
     return pyg_dimenet
 
 
-def pyg_twin(model, dtype=torch.float64, exact_normalizer=True):
-    """``torch_geometric.nn.models.DimeNetPlusPlus`` carrying ``model``'s weights.
-
-    Under NumPy >= 2, PyG's ``bessel_basis`` computes the normalisers
-    :math:`N_{ln}` in float32 arithmetic (its float32 roots promote the whole
-    expression: NEP 50), 2e-7 relative from their float64 value, which moves
-    float64 energies by ~1e-8. With ``exact_normalizer`` the twin is built with
-    PyG's own formula evaluated in float64 (its ``Jn`` given float64 roots); its
-    roots stay float32-rounded. ``test_pyg_normalizer_is_float32_round_off``
-    compares PyG's unmodified normalisers with equinnp's.
-    """
-    import torch_geometric.nn.models.dimenet_utils as utils
-    from torch_geometric.nn.models import DimeNetPlusPlus as PygDimeNetPlusPlus
-
-    h = model.hyperparameters
-    original_jn = utils.Jn
-    if exact_normalizer:
-        utils.Jn = lambda r, n: original_jn(np.float64(r), n)
-    try:
-        twin = build_pyg(PygDimeNetPlusPlus, h)
-    finally:
-        utils.Jn = original_jn
-    return load_weights(twin.to(dtype), model, dtype)
-
-
-def build_pyg(PygDimeNetPlusPlus, h):
-    return PygDimeNetPlusPlus(
-        hidden_channels=h["hidden_channels"], out_channels=1, num_blocks=h["num_blocks"],
-        int_emb_size=h["int_emb_size"], basis_emb_size=h["basis_emb_size"], out_emb_channels=h["out_emb_channels"],
-        num_spherical=h["num_spherical"], num_radial=h["num_radial"], cutoff=h["cutoff"],
-        envelope_exponent=h["envelope_exponent"], num_before_skip=h["num_before_skip"],
-        num_after_skip=h["num_after_skip"], num_output_layers=h["num_output_layers"],
-    )
-
-
-def load_weights(twin, model, dtype):
-    h = model.hyperparameters
-    state = {k: v for k, v in model.state_dict().items() if not k.startswith("sbf_radial.")}
-    table = torch.zeros(95, h["hidden_channels"], dtype=dtype)
-    for k, z in enumerate(model.elements):
-        table[z] = state["emb.emb.weight"][k]
-    state["emb.emb.weight"] = table
-    twin.load_state_dict(state, strict=True)
-    return twin.eval()
-
-
 @pytest.fixture(scope="module")
 def model_and_twin():
     torch.manual_seed(0)
@@ -118,7 +73,7 @@ def model_and_twin():
             elif name != "rbf.freq":
                 p.add_(0.05 * torch.randn_like(p))
         pot.model.rbf.freq.mul_(1.0 + 0.02 * torch.randn_like(pot.model.rbf.freq))
-    return pot, pyg_twin(pot.model)
+    return pot, pyg_dimenetpp_twin(pot.model, exact_normalizer=True)
 
 
 def pyg_energy_forces(twin, batch, dtype=torch.float64):
@@ -201,7 +156,7 @@ def test_parity_fails_with_a_changed_weight_or_constant(model_and_twin, patched_
 def test_float32_agrees_with_pyg_float32(model_and_twin, patched_pyg, rmd17_frames):
     pot, twin = model_and_twin
     pot32 = copy.deepcopy(pot).float()
-    twin32 = load_weights(copy.deepcopy(twin).float(), pot32.model, torch.float32)
+    twin32 = pyg_dimenetpp_weights(copy.deepcopy(twin).float(), pot32.model)
     batch = Batch.from_data_list(rmd17_frames)
     ours = pot32(batch)
     energy, forces = pyg_energy_forces(twin32, batch, torch.float32)
@@ -304,3 +259,26 @@ def test_missing_reverse_edges_are_refused():
                                  batch=torch.zeros(2, dtype=torch.long), num_graphs=1)
     with pytest.raises(ValueError, match="reverse_edge"):
         model(graph)
+
+
+def test_per_atom_contraction_equals_the_triplet_sum(rmd17_frames):
+    """The dense per-atom product of ``triplet_contract`` against a plain gather-and-sum over triplets."""
+    from equinnp.nn.triplet_contraction import dense_angular, triplet_contract, triplet_layout
+
+    batch = Batch.from_data_list(rmd17_frames[:2])
+    nl = radius_graph(batch.pos, 3.0, batch=batch.batch)
+    reverse = reverse_edges(nl.edge_index, nl.cell_shifts, batch.num_nodes)
+    trip = triplets(nl.edge_index, reverse, batch.num_nodes)
+    layout = triplet_layout(nl.edge_index, reverse, trip, batch.num_nodes)
+    g = torch.Generator().manual_seed(0)
+    E, T, L, C = nl.edge_index.shape[1], trip.num_triplets, 3, 5
+    Y = torch.randn(T, L, generator=g, dtype=torch.float64, requires_grad=True)
+    M = torch.randn(E, L, C, generator=g, dtype=torch.float64, requires_grad=True)
+    ours = triplet_contract(dense_angular(Y, layout), M, layout)
+    plain = torch.zeros(E, C, dtype=torch.float64).index_add(0, trip.idx_ji, (Y.unsqueeze(-1) * M[trip.idx_kj]).sum(1))
+    torch.testing.assert_close(ours, plain, rtol=1e-13, atol=1e-13)
+    weight = torch.randn(E, C, generator=g, dtype=torch.float64)
+    grads = torch.autograd.grad((ours * weight).sum(), (Y, M))
+    expected = torch.autograd.grad((plain * weight).sum(), (Y, M))
+    for a, b in zip(grads, expected):
+        torch.testing.assert_close(a, b, rtol=1e-13, atol=1e-13)

@@ -16,7 +16,7 @@ from equinnp.models.base import AtomicOutput, AtomisticModel, Graph
 from equinnp.neighbors.triplets import triplets
 from equinnp.nn.dimenet_basis import Envelope, RadialBesselBasis, SphericalBesselRadial, ZonalHarmonics
 from equinnp.nn.dimenet_blocks import EmbeddingBlock, InteractionPPBlock, OutputPPBlock
-from equinnp.nn.triplet_contraction import DEFAULT_CHUNK_ELEMENTS
+from equinnp.nn.triplet_contraction import dense_angular, triplet_layout
 
 __all__ = ["DimeNetPlusPlus"]
 
@@ -84,9 +84,6 @@ class DimeNetPlusPlus(AtomisticModel):
         Hidden layers per output block: 3.
     output_initializer : str
         ``"zeros"`` (PyG's default) or ``"glorot_orthogonal"``.
-    triplet_chunk_elements : int
-        Bound on the numbers in one chunk of the triplet contraction ([chunk, L, I]);
-        changes memory and speed, never the result.
 
     Shapes: ``Graph`` with N atoms, E edges, T triplets → ``AtomicOutput.energy`` [N].
     """
@@ -117,13 +114,11 @@ class DimeNetPlusPlus(AtomisticModel):
         num_after_skip: int = 2,
         num_output_layers: int = 3,
         output_initializer: str = "zeros",
-        triplet_chunk_elements: int = DEFAULT_CHUNK_ELEMENTS,
     ):
         super().__init__(cutoff=cutoff, elements=elements)
         for name, value in dict(hidden_channels=hidden_channels, out_emb_channels=out_emb_channels,
                                 int_emb_size=int_emb_size, basis_emb_size=basis_emb_size, num_blocks=num_blocks,
-                                num_spherical=num_spherical, num_radial=num_radial,
-                                triplet_chunk_elements=triplet_chunk_elements).items():
+                                num_spherical=num_spherical, num_radial=num_radial).items():
             if int(value) != value or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
         act = nn.functional.silu
@@ -138,7 +133,7 @@ class DimeNetPlusPlus(AtomisticModel):
         )
         self.interaction_blocks = nn.ModuleList(
             InteractionPPBlock(hidden_channels, int_emb_size, basis_emb_size, num_spherical, num_radial,
-                               num_before_skip, num_after_skip, act, triplet_chunk_elements)
+                               num_before_skip, num_after_skip, act)
             for _ in range(num_blocks)
         )
 
@@ -161,11 +156,13 @@ class DimeNetPlusPlus(AtomisticModel):
         unit = graph.edge_vec / graph.edge_length.unsqueeze(-1)  # [E, 3]
         cos_angle = (unit[trip.idx_ji] * unit[trip.idx_kj]).sum(-1)  # [T] cos of the angle between v_ji and v_kj
         angular = self.sbf_angular(cos_angle)  # [T, L]
+        layout = triplet_layout(graph.edge_index, graph.reverse_edge, trip, N)
+        dense_y = dense_angular(angular, layout)  # [N, D, D·L], shared by all blocks
 
         m = self.emb(graph.species, rbf, i, j)  # [E, H]
         energy = self.output_blocks[0](m, rbf, i, N)  # [N, 1]
         for interaction, output in zip(self.interaction_blocks, self.output_blocks[1:]):
-            m = interaction(m, rbf, sbf_radial, angular, trip)  # [E, H]
+            m = interaction(m, rbf, sbf_radial, dense_y, layout)  # [E, H]
             energy = energy + output(m, rbf, i, N)  # [N, 1]
         return AtomicOutput(energy=energy.squeeze(-1))
 

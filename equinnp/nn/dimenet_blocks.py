@@ -15,9 +15,8 @@ import torch
 from torch import Tensor, nn
 from torch_geometric.nn.inits import glorot_orthogonal
 
-from equinnp.neighbors.triplets import Triplets
 from equinnp.nn.scatter import scatter_sum
-from equinnp.nn.triplet_contraction import DEFAULT_CHUNK_ELEMENTS, triplet_contract
+from equinnp.nn.triplet_contraction import TripletLayout, triplet_contract
 
 __all__ = ["EmbeddingBlock", "ResidualLayer", "InteractionPPBlock", "OutputPPBlock"]
 
@@ -98,20 +97,20 @@ class InteractionPPBlock(nn.Module):
         s_{kj} \odot W_{sbf2} W_{sbf1} \mathrm{SBF}(t) = \sum_l Y_l(\alpha_t)\, M_{kj,l}, \qquad
         M_{kj,l} = s_{kj} \odot W_{sbf2} \textstyle\sum_n W_{sbf1}[:, l, n]\, \tilde u_{ln}(d_{kj})
 
-    so each triplet costs one L x C contraction (``triplet_contract``, chunked,
-    nothing per triplet kept for backward) instead of PyG's [T, L·R] basis and
-    two per-triplet matrix products. The sum is the same, in another order.
+    and the triplet sum is one batched matrix product per center atom
+    (``equinnp.nn.triplet_contraction``), instead of PyG's [T, L·R] basis, two
+    per-triplet matrix products and a gather of ``s`` per triplet. The sum is
+    the same, in another order.
 
-    Shapes: ``m`` [E, H], ``rbf`` [E, R], ``sbf_radial`` [E, L, R], ``angular`` [T, L] → [E, H].
+    Shapes: ``m`` [E, H], ``rbf`` [E, R], ``sbf_radial`` [E, L, R], ``dense_y`` [N, D, D·L]
+    (``dense_angular`` of the [T, L] angular basis) → [E, H].
     """
 
     def __init__(self, hidden_channels: int, int_emb_size: int, basis_emb_size: int, num_spherical: int,
-                 num_radial: int, num_before_skip: int, num_after_skip: int, act: Callable[[Tensor], Tensor],
-                 chunk_elements: int = DEFAULT_CHUNK_ELEMENTS):
+                 num_radial: int, num_before_skip: int, num_after_skip: int, act: Callable[[Tensor], Tensor]):
         super().__init__()
         self.act = act
         self.num_spherical, self.num_radial = num_spherical, num_radial
-        self.chunk_elements = chunk_elements
         self.lin_rbf1 = nn.Linear(num_radial, basis_emb_size, bias=False)
         self.lin_rbf2 = nn.Linear(basis_emb_size, hidden_channels, bias=False)
         self.lin_sbf1 = nn.Linear(num_spherical * num_radial, basis_emb_size, bias=False)
@@ -132,14 +131,14 @@ class InteractionPPBlock(nn.Module):
         for layer in (*self.layers_before_skip, *self.layers_after_skip):
             layer.reset_parameters()
 
-    def forward(self, m: Tensor, rbf: Tensor, sbf_radial: Tensor, angular: Tensor, triplets: Triplets) -> Tensor:
+    def forward(self, m: Tensor, rbf: Tensor, sbf_radial: Tensor, dense_y: Tensor, layout: TripletLayout) -> Tensor:
         x_ji = self.act(self.lin_ji(m))  # [E, H]
         x_kj = self.act(self.lin_kj(m)) * self.lin_rbf2(self.lin_rbf1(rbf))  # [E, H]
         s = self.act(self.lin_down(x_kj))  # [E, I]
         w_sbf1 = self.lin_sbf1.weight.view(-1, self.num_spherical, self.num_radial)  # [B, L, R]
         projected = torch.einsum("elr,blr->elb", sbf_radial, w_sbf1)  # [E, L, B]
         M = self.lin_sbf2(projected) * s.unsqueeze(1)  # [E, L, I]
-        a = triplet_contract(angular, M, triplets.idx_kj, triplets.idx_ji, self.chunk_elements)  # [E, I]
+        a = triplet_contract(dense_y, M, layout)  # [E, I]
         h = x_ji + self.act(self.lin_up(a))  # [E, H]
         for layer in self.layers_before_skip:
             h = layer(h)

@@ -1,159 +1,101 @@
-r"""Chunked triplet contractions with bounded memory and derivatives of every order.
+r"""The triplet sum of DimeNet++ as one batched matrix product per center atom.
 
-DimeNet++'s directional message (``equinnp.models.dimenetpp``) is, per output
-edge ``ji``, a sum over triplets ``t = (kj, ji)`` of an angular weight
+DimeNet++'s directional message (``equinnp.nn.dimenet_blocks``) is, for each
+edge ``ji``, a sum over its triplets ``t = (kj, ji)`` of an angular weight
 ``Y[t, l]`` times a per-edge tensor ``M[kj, l, c]``:
 
 .. math::
     a_{ji,c} = \sum_{t:\, ji(t) = ji} \sum_l Y_{t,l}\, M_{kj(t),l,c}
 
-Written with plain indexing, autograd would keep the gathered ``M[kj]`` of
-shape [T, L, C] for the backward pass: gigabytes for a thousand atoms. The three
-operations here are the three partial derivatives of one trilinear form
+All triplets of ``ji`` meet at its source atom ``j``, and their edges ``kj`` are
+the edges into ``j``; the edge ``ji`` itself is known at ``j`` by its reverse
+``ij``, also an edge into ``j``. Numbering the edges into each atom
+``0 .. deg(j) - 1`` (a *slot*), the sum is, per atom ``j``, a product of a
+[D, D·L] matrix of angular weights (row: the slot of ``ij``, column: the slot of
+``kj`` and ``l``) with the [D·L, C] matrix of ``M`` of the edges into ``j``, D
+the largest in-degree of the batch. The back-tracking pair (``kj = ij``, the
+diagonal) and the padding hold zeros.
 
-.. math::
-    F(Y, M, G) = \sum_t \sum_{l,c} Y_{t,l}\, M_{kj(t),l,c}\, G_{ji(t),c}
-
-- ``triplet_contract(Y, M)`` = ∂F/∂G, shape [E, C] (the forward message);
-- ``triplet_outer(Y, G)``    = ∂F/∂M, shape [E, L, C];
-- ``triplet_dot(M, G)``      = ∂F/∂Y, shape [T, L].
-
-The backward pass of each is made of the other two, so forces, force-loss
-training (double backward) and Hessians work, and none of them keeps anything
-per triplet but ``Y`` and the indices. Each loops over chunks of triplets so that
-its temporaries stay below ``chunk_elements`` numbers.
+Compared with gathering ``M[kj]`` per triplet ([T, L, C] numbers moved and, for
+autograd, kept), this moves the [T, L] angular weights once and lets BLAS do
+the products; autograd keeps the two dense operands ([N, D, D·L] and
+[N, D·L, C]), about ``T·L + E·L·C`` numbers, and derivatives of every order
+(forces, force training, Hessians) are those of ordinary PyTorch operations.
+The padding costs ``N·D² - (T + E)`` zeros where in-degrees differ.
 """
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import torch
 from torch import Tensor
-from torch.autograd import Function
 
-__all__ = ["triplet_contract", "triplet_outer", "triplet_dot", "DEFAULT_CHUNK_ELEMENTS"]
+from equinnp.neighbors.triplets import Triplets
 
-#: Numbers in one chunk's temporaries ([chunk, L, C]): 2^23 (32 MB in float32).
-DEFAULT_CHUNK_ELEMENTS = 2**23
+__all__ = ["TripletLayout", "triplet_layout", "dense_angular", "triplet_contract"]
 
 
-def _chunks(num_triplets: int, per_triplet: int, chunk_elements: int):
-    step = max(1, chunk_elements // max(1, per_triplet))
-    for start in range(0, num_triplets, step):
-        yield slice(start, min(start + step, num_triplets))
+class TripletLayout(NamedTuple):
+    """Where each edge and triplet sits in the per-atom dense blocks.
 
-
-def _contract(Y: Tensor, M: Tensor, idx_kj: Tensor, idx_ji: Tensor, chunk_elements: int) -> Tensor:
-    out = M.new_zeros((M.shape[0], M.shape[2]))  # [E, C]
-    for part in _chunks(Y.shape[0], M.shape[1] * M.shape[2], chunk_elements):
-        gathered = M.index_select(0, idx_kj[part])  # [c, L, C]
-        message = torch.bmm(Y[part].unsqueeze(1), gathered).squeeze(1)  # [c, C]
-        out.index_add_(0, idx_ji[part], message)
-    return out
-
-
-def _outer(Y: Tensor, G: Tensor, idx_kj: Tensor, idx_ji: Tensor, chunk_elements: int) -> Tensor:
-    out = G.new_zeros((G.shape[0], Y.shape[1], G.shape[1]))  # [E, L, C]
-    for part in _chunks(Y.shape[0], Y.shape[1] * G.shape[1], chunk_elements):
-        gathered = G.index_select(0, idx_ji[part])  # [c, C]
-        out.index_add_(0, idx_kj[part], Y[part].unsqueeze(-1) * gathered.unsqueeze(1))  # [c, L, C]
-    return out
-
-
-def _dot(M: Tensor, G: Tensor, idx_kj: Tensor, idx_ji: Tensor, chunk_elements: int) -> Tensor:
-    T = idx_kj.shape[0]
-    out = M.new_empty((T, M.shape[1]))  # [T, L]
-    for part in _chunks(T, M.shape[1] * M.shape[2], chunk_elements):
-        gathered_m = M.index_select(0, idx_kj[part])  # [c, L, C]
-        gathered_g = G.index_select(0, idx_ji[part])  # [c, C]
-        out[part] = torch.bmm(gathered_m, gathered_g.unsqueeze(-1)).squeeze(-1)  # [c, L]
-    return out
-
-
-class _Contract(Function):
-    @staticmethod
-    def forward(ctx, Y, M, idx_kj, idx_ji, chunk_elements):
-        ctx.save_for_backward(Y, M, idx_kj, idx_ji)
-        ctx.chunk_elements = chunk_elements
-        return _contract(Y, M, idx_kj, idx_ji, chunk_elements)
-
-    @staticmethod
-    def backward(ctx, grad):
-        Y, M, idx_kj, idx_ji = ctx.saved_tensors
-        c = ctx.chunk_elements
-        grad_Y = _Dot.apply(M, grad, idx_kj, idx_ji, c) if ctx.needs_input_grad[0] else None
-        grad_M = _Outer.apply(Y, grad, idx_kj, idx_ji, c) if ctx.needs_input_grad[1] else None
-        return grad_Y, grad_M, None, None, None
-
-
-class _Outer(Function):
-    @staticmethod
-    def forward(ctx, Y, G, idx_kj, idx_ji, chunk_elements):
-        ctx.save_for_backward(Y, G, idx_kj, idx_ji)
-        ctx.chunk_elements = chunk_elements
-        return _outer(Y, G, idx_kj, idx_ji, chunk_elements)
-
-    @staticmethod
-    def backward(ctx, grad):
-        Y, G, idx_kj, idx_ji = ctx.saved_tensors
-        c = ctx.chunk_elements
-        grad_Y = _Dot.apply(grad, G, idx_kj, idx_ji, c) if ctx.needs_input_grad[0] else None
-        grad_G = _Contract.apply(Y, grad, idx_kj, idx_ji, c) if ctx.needs_input_grad[1] else None
-        return grad_Y, grad_G, None, None, None
-
-
-class _Dot(Function):
-    @staticmethod
-    def forward(ctx, M, G, idx_kj, idx_ji, chunk_elements):
-        ctx.save_for_backward(M, G, idx_kj, idx_ji)
-        ctx.chunk_elements = chunk_elements
-        return _dot(M, G, idx_kj, idx_ji, chunk_elements)
-
-    @staticmethod
-    def backward(ctx, grad):
-        M, G, idx_kj, idx_ji = ctx.saved_tensors
-        c = ctx.chunk_elements
-        grad_M = _Outer.apply(grad, G, idx_kj, idx_ji, c) if ctx.needs_input_grad[0] else None
-        grad_G = _Contract.apply(grad, M, idx_kj, idx_ji, c) if ctx.needs_input_grad[1] else None
-        return grad_M, grad_G, None, None, None
-
-
-def _check(name: str, first: Tensor, idx_kj: Tensor, idx_ji: Tensor) -> None:
-    if idx_kj.shape != idx_ji.shape or idx_kj.dim() != 1:
-        raise ValueError(f"{name}: idx_kj and idx_ji must be [T] of equal length, got "
-                         f"{tuple(idx_kj.shape)} and {tuple(idx_ji.shape)}")
-    if first.shape[0] != idx_kj.shape[0]:
-        raise ValueError(f"{name}: Y must have one row per triplet ({idx_kj.shape[0]}), got {tuple(first.shape)}")
-
-
-def triplet_contract(Y: Tensor, M: Tensor, idx_kj: Tensor, idx_ji: Tensor,
-                     chunk_elements: int = DEFAULT_CHUNK_ELEMENTS) -> Tensor:
-    r""":math:`a_{e,c} = \sum_{t:\,ji(t)=e} \sum_l Y_{t,l} M_{kj(t),l,c}`.
-
-    Shapes: ``Y`` [T, L], ``M`` [E, L, C], ``idx_kj``/``idx_ji`` [T] → [E, C].
+    Attributes
+    ----------
+    num_nodes, max_degree : int
+        N and D (largest number of edges into one atom).
+    edge_slot : Tensor, [E] long
+        ``target(e) * D + slot(e)``: row of edge ``e`` among the edges into its target.
+    out_slot : Tensor, [E] long
+        ``source(e) * D + slot(reverse(e))``: row of edge ``e`` = (j → i) at its source j.
+    triplet_slot : Tensor, [T] long
+        ``(j * D + slot(ij)) * D + slot(kj)`` for each triplet.
     """
-    _check("triplet_contract", Y, idx_kj, idx_ji)
-    if M.dim() != 3 or M.shape[1] != Y.shape[1]:
-        raise ValueError(f"triplet_contract: M must be [E, L={Y.shape[1]}, C], got {tuple(M.shape)}")
-    return _Contract.apply(Y, M, idx_kj, idx_ji, chunk_elements)
+
+    num_nodes: int
+    max_degree: int
+    edge_slot: Tensor
+    out_slot: Tensor
+    triplet_slot: Tensor
 
 
-def triplet_outer(Y: Tensor, G: Tensor, idx_kj: Tensor, idx_ji: Tensor,
-                  chunk_elements: int = DEFAULT_CHUNK_ELEMENTS) -> Tensor:
-    r""":math:`H_{e,l,c} = \sum_{t:\,kj(t)=e} Y_{t,l} G_{ji(t),c}`.
+def triplet_layout(edge_index: Tensor, reverse_edge: Tensor, triplets: Triplets, num_nodes: int) -> TripletLayout:
+    """Slots of edges and triplets in the per-atom blocks (module docstring).
 
-    Shapes: ``Y`` [T, L], ``G`` [E, C], ``idx_kj``/``idx_ji`` [T] → [E, L, C].
+    Shapes: ``edge_index`` [2, E], ``reverse_edge`` [E], ``triplets`` with [T] indices.
     """
-    _check("triplet_outer", Y, idx_kj, idx_ji)
-    return _Outer.apply(Y, G, idx_kj, idx_ji, chunk_elements)
+    src, dst = edge_index[0], edge_index[1]
+    E = src.numel()
+    in_degree = torch.bincount(dst, minlength=num_nodes)  # [N]
+    D = int(in_degree.max()) if E else 0
+    by_target = torch.argsort(dst, stable=True)  # [E]
+    first_in = torch.cumsum(in_degree, 0) - in_degree  # [N]
+    slot = torch.empty_like(dst)
+    slot[by_target] = torch.arange(E, device=dst.device) - first_in[dst[by_target]]  # [E] position among edges into target
+    edge_slot = dst * D + slot  # [E]
+    out_slot = src * D + slot[reverse_edge]  # [E]
+    idx_kj, idx_ji = triplets.idx_kj, triplets.idx_ji
+    triplet_slot = out_slot[idx_ji] * D + slot[idx_kj]  # [T]
+    return TripletLayout(num_nodes, D, edge_slot, out_slot, triplet_slot)
 
 
-def triplet_dot(M: Tensor, G: Tensor, idx_kj: Tensor, idx_ji: Tensor,
-                chunk_elements: int = DEFAULT_CHUNK_ELEMENTS) -> Tensor:
-    r""":math:`Z_{t,l} = \sum_c M_{kj(t),l,c} G_{ji(t),c}`.
+def dense_angular(angular: Tensor, layout: TripletLayout) -> Tensor:
+    """Angular weights ``Y`` [T, L] placed in the per-atom blocks → [N, D, D·L] (zeros elsewhere)."""
+    N, D = layout.num_nodes, layout.max_degree
+    L = angular.shape[1]
+    dense = angular.new_zeros((N * D * D, L))
+    dense = dense.index_put((layout.triplet_slot,), angular)  # [N·D·D, L]
+    return dense.view(N, D, D * L)
 
-    Shapes: ``M`` [E, L, C], ``G`` [E, C], ``idx_kj``/``idx_ji`` [T] → [T, L].
+
+def triplet_contract(dense_y: Tensor, M: Tensor, layout: TripletLayout) -> Tensor:
+    r""":math:`a_{ji,c} = \sum_{t:\,ji(t)=ji} \sum_l Y_{t,l} M_{kj(t),l,c}`.
+
+    Shapes: ``dense_y`` [N, D, D·L] (``dense_angular``), ``M`` [E, L, C] → [E, C].
     """
-    if idx_kj.shape != idx_ji.shape or idx_kj.dim() != 1:
-        raise ValueError(f"triplet_dot: idx_kj and idx_ji must be [T] of equal length, got "
-                         f"{tuple(idx_kj.shape)} and {tuple(idx_ji.shape)}")
-    return _Dot.apply(M, G, idx_kj, idx_ji, chunk_elements)
+    N, D = layout.num_nodes, layout.max_degree
+    E, L, C = M.shape
+    if E == 0 or D == 0:
+        return M.new_zeros((E, C))
+    blocks = M.new_zeros((N * D, L, C)).index_put((layout.edge_slot,), M)  # [N·D, L, C]
+    per_atom = torch.bmm(dense_y, blocks.view(N, D * L, C))  # [N, D, C]
+    return per_atom.view(N * D, C)[layout.out_slot]  # [E, C]
