@@ -32,6 +32,7 @@ PEER_BENCHMARKS = {
     "painn": ("training_throughput.py", "SchNetPack 2.1.1 PaiNN (.peers/schnetpack)"),
     "mace": ("equivariant_inference.py", "mace-torch 0.3.16 (.peers/mace)"),
     "tensornet": ("tensornet_inference.py", "TorchMD-Net 3.1.0 TensorNet (.peers/torchmdnet)"),
+    "dimenetpp": ("dimenetpp_inference.py", "torch_geometric 2.8 DimeNetPlusPlus (same process, pure-torch drop-ins)"),
 }
 
 
