@@ -77,7 +77,8 @@ def pyg_rule_triplets(edge_index, num_nodes):
     return col, row, col[idx_ji], row[idx_ji], row[idx_kj], idx_kj, idx_ji
 
 
-def contenders():
+def contenders(only=None):
+    """``{name: fn(batch) -> forces}`` for equinnp and PyG (or only the one named), same weights."""
     import torch_geometric.nn.models.dimenet as pyg_dimenet
 
     import equinnp
@@ -90,7 +91,7 @@ def contenders():
     with torch.no_grad():
         for block in pot.model.output_blocks:  # zero at initialisation: give the energy something to say
             block.lin.weight.normal_(0.0, 0.05)
-    twin = pyg_dimenetpp_twin(pot.model)
+    twin = pyg_dimenetpp_twin(pot.model) if only in (None, "PyG") else None  # sympy: ~30 s to build
 
     def ours(batch):
         return pot(batch).forces
@@ -100,13 +101,14 @@ def contenders():
         energy = twin(batch.z, pos, batch.batch)
         return -torch.autograd.grad(energy.sum(), pos)[0]
 
-    return {"equinnp": ours, "PyG": pyg}
+    runs = {"equinnp": ours, "PyG": pyg}
+    return runs if only is None else {only: runs[only]}
 
 
 def memory_worker(side: str, threads: int) -> None:
     """One energy + forces call on the water cluster; prints max RSS before/after (MB) and the triplet count."""
     torch.set_num_threads(threads)
-    run = contenders()[side]
+    run = contenders(side)[side]
     cluster = harness.water_cluster()
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     forces = run(cluster)

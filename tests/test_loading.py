@@ -21,8 +21,13 @@ def legacy_structures():
             from_arrays(frames["aspirin_z"], frames["aspirin_pos"][0], dtype=torch.float64)]
 
 
-@pytest.mark.parametrize("release", RELEASES)
-@pytest.mark.parametrize("name", sorted(equinnp.ARCHITECTURES))
+def released(release):
+    """(release, architecture) for every architecture of the registry that ``release`` had (its outputs file)."""
+    outputs = torch.load(LEGACY / f"outputs_{release}.pt", weights_only=True)
+    return [(release, name) for name in sorted(equinnp.ARCHITECTURES) if f"{name}_float64" in outputs]
+
+
+@pytest.mark.parametrize("release, name", [pair for release in RELEASES for pair in released(release)])
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_files_of_earlier_releases_give_their_numbers(release, name, dtype):
     """``tests/data/legacy/make_legacy_files.py`` wrote these with that release.
