@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from typing import Sequence
 
-import torch
 from torch import nn
 
 from equinnp.models.base import AtomicOutput, AtomisticModel, Graph
