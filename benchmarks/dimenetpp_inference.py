@@ -16,10 +16,13 @@ computes its own neighbor list and triplets inside the timed call. The two
 contenders take turns call by call, ``repeats`` times after a warm-up; medians.
 
 Peak memory: each side runs the water cluster once (energy + forces) in a fresh
-process, which reports its peak resident set size (``getrusage`` max RSS) before
-and after the call, and the number of triplets.
+process, which reports its resident-set high-water mark (``VmHWM`` of
+``/proc/self/status``: that process's own; ``getrusage``'s max RSS would carry
+the parent's over ``fork``) before and after the call, and the number of
+triplets. ``--memory-only`` measures memory alone and rewrites that line of an
+existing results file.
 
-    python benchmarks/dimenetpp_inference.py [--repeats 5] [--threads 2]
+    python benchmarks/dimenetpp_inference.py [--repeats 5] [--threads 2] [--memory-only]
 """
 
 from __future__ import annotations
@@ -27,7 +30,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 from pathlib import Path
@@ -104,14 +106,22 @@ def contenders(only=None):
     return runs if only is None else {only: runs[only]}
 
 
+def high_water_mb() -> float:
+    """This process's peak resident memory so far (MB), from ``VmHWM``."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmHWM in /proc/self/status (Linux only)")
+
+
 def memory_worker(side: str, threads: int) -> None:
-    """One energy + forces call on the water cluster; prints max RSS before/after (MB) and the triplet count."""
+    """One energy + forces call on the water cluster; prints the peak RSS before/after (MB) and the triplet count."""
     torch.set_num_threads(threads)
     run = contenders(side)[side]
     cluster = harness.water_cluster()
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    before = high_water_mb()
     forces = run(cluster)
-    after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    after = high_water_mb()
     from equinnp.neighbors import radius_graph
     from equinnp.neighbors.reverse import reverse_edges
     from equinnp.neighbors.triplets import triplets
@@ -130,6 +140,15 @@ def memory(side: str, threads: int) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def memory_note(threads: int) -> str:
+    mem = {side: memory(side, threads) for side in ("equinnp", "PyG")}
+    e, p = mem["equinnp"], mem["PyG"]
+    return (f"Water cluster: {e['edges']:,} edges, {e['triplets']:,} triplets (back-tracking excluded). Peak resident "
+            f"memory of one energy + forces call in a fresh process (VmHWM; before the call in brackets): equinnp "
+            f"{e['peak_mb'] / 1024:.2f} GB ({e['before_mb'] / 1024:.2f} GB), PyG {p['peak_mb'] / 1024:.2f} GB "
+            f"({p['before_mb'] / 1024:.2f} GB).")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--repeats", type=int, default=5)
@@ -137,11 +156,18 @@ def main():
     parser.add_argument("--out", default=str(HERE / "results" / "dimenetpp_inference.md"))
     parser.add_argument("--memory-worker", choices=["equinnp", "PyG"], help=argparse.SUPPRESS)
     parser.add_argument("--skip-memory", action="store_true", help="speed only")
+    parser.add_argument("--memory-only", action="store_true", help="memory only; rewrites that line of --out")
     args = parser.parse_args()
     find_rmd17()
     if args.memory_worker:
         return memory_worker(args.memory_worker, args.threads)
 
+    if args.memory_only:
+        line = memory_note(args.threads)
+        path = Path(args.out)
+        lines = [line if old.startswith("Water cluster:") else old for old in path.read_text().splitlines()]
+        path.write_text("\n".join(lines) + "\n")
+        return print(line)
     torch.set_num_threads(args.threads)
     runs = contenders()
     rows = []
@@ -159,22 +185,14 @@ def main():
         "pure-PyTorch functions (its 32-neighbor cap ignored, so both sides see every pair). Each call computes its own "
         f"neighbor list and triplets. Contenders alternate call by call ({args.repeats} rounds on aspirin, "
         f"{max(2, args.repeats // 2)} on the cluster, after a warm-up); medians.",
-        "Command: `python benchmarks/dimenetpp_inference.py`",
+        "Command: `" + " ".join(["python benchmarks/dimenetpp_inference.py", *sys.argv[1:]]) + "`",
+        "Ratio: equinnp throughput / PyG throughput (above 1: equinnp is faster).",
     ]
     if not args.skip_memory:
-        mem = {side: memory(side, args.threads) for side in ("equinnp", "PyG")}
-        e = mem["equinnp"]
-        notes.append("")
-        notes.append(
-            f"Water cluster: {e['edges']:,} edges, {e['triplets']:,} triplets (back-tracking excluded). Peak resident "
-            f"memory of one energy + forces call in a fresh process (max RSS; before the call in brackets): equinnp "
-            f"{e['peak_mb'] / 1024:.2f} GB ({e['before_mb'] / 1024:.2f} GB), PyG {mem['PyG']['peak_mb'] / 1024:.2f} GB "
-            f"({mem['PyG']['before_mb'] / 1024:.2f} GB)."
-        )
+        notes += ["", memory_note(args.threads)]
     text = harness.write_table(Path(args.out), "DimeNet++ inference: equinnp vs torch_geometric 2.8 (energy + forces, float32)",
                                notes, ["workload", "equinnp", "PyG DimeNetPlusPlus", "ratio"], rows)
     print(text)
-    print("Ratio: equinnp throughput / PyG throughput (above 1: equinnp is faster).")
 
 
 if __name__ == "__main__":
