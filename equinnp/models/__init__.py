@@ -3,6 +3,7 @@ tests, the command line, config validation and the benchmarks."""
 
 from equinnp.models.ani2x import ANI2x
 from equinnp.models.base import AtomicOutput, AtomisticModel, Graph
+from equinnp.models.dimenetpp import DimeNetPlusPlus
 from equinnp.models.mace import MACE
 from equinnp.models.painn import PaiNN
 from equinnp.models.sake import SAKE
@@ -16,6 +17,8 @@ ARCHITECTURES = {
     "tensornet": TensorNet,
     "sake": SAKE,
     "ani2x": ANI2x,
+    "dimenetpp": DimeNetPlusPlus,
 }
 
-__all__ = ["ANI2x", "ARCHITECTURES", "AtomicOutput", "AtomisticModel", "Graph", "MACE", "PaiNN", "SAKE", "SchNet", "TensorNet"]
+__all__ = ["ANI2x", "ARCHITECTURES", "AtomicOutput", "AtomisticModel", "DimeNetPlusPlus", "Graph", "MACE", "PaiNN", "SAKE",
+           "SchNet", "TensorNet"]

@@ -6,7 +6,7 @@ import math
 
 import torch
 
-__all__ = ["pyg_schnet_twin"]
+__all__ = ["pyg_schnet_twin", "pyg_dimenetpp_twin", "pyg_dimenetpp_weights"]
 
 
 def pyg_schnet_twin(model, interaction_graph, exact_constants: bool = False):
@@ -54,4 +54,51 @@ def pyg_schnet_twin(model, interaction_graph, exact_constants: bool = False):
         offset = torch.linspace(0.0, hyper["cutoff"], hyper["num_gaussians"], dtype=torch.float64)
         twin.distance_expansion.offset = offset.to(twin.distance_expansion.offset.device)
         twin.distance_expansion.coeff = -0.5 / (offset[1] - offset[0]).item() ** 2
+    return twin.eval()
+
+
+def pyg_dimenetpp_twin(model, exact_normalizer: bool = False):
+    """A ``torch_geometric.nn.models.DimeNetPlusPlus`` with the weights of equinnp's ``DimeNetPlusPlus`` ``model``.
+
+    The parameter names are the same on both sides except the embedding: PyG's
+    has 95 rows by atomic number, equinnp's one per element. PyG's ``forward``
+    calls ``radius_graph`` (pyg-lib) and ``triplets`` (torch-sparse); callers
+    replace those module-level functions where the compiled packages are absent.
+
+    Under NumPy >= 2, PyG's ``bessel_basis`` computes the normalisers
+    :math:`N_{ln}` in float32 arithmetic (its float32 roots promote the whole
+    expression, NEP 50): 2e-7 relative from their float64 value, which moves
+    float64 energies by ~1e-8. With ``exact_normalizer`` the twin is built with
+    PyG's own formula evaluated in float64 (its ``Jn`` is given the float32
+    roots as float64 numbers); the roots stay float32-rounded.
+    """
+    import numpy as np
+    import torch_geometric.nn.models.dimenet_utils as utils
+    from torch_geometric.nn.models import DimeNetPlusPlus as PygDimeNetPlusPlus
+
+    h = model.hyperparameters
+    original_jn = utils.Jn
+    if exact_normalizer:
+        utils.Jn = lambda r, n: original_jn(np.float64(r), n)
+    try:
+        twin = PygDimeNetPlusPlus(
+            hidden_channels=h["hidden_channels"], out_channels=1, num_blocks=h["num_blocks"],
+            int_emb_size=h["int_emb_size"], basis_emb_size=h["basis_emb_size"], out_emb_channels=h["out_emb_channels"],
+            num_spherical=h["num_spherical"], num_radial=h["num_radial"], cutoff=h["cutoff"],
+            envelope_exponent=h["envelope_exponent"], num_before_skip=h["num_before_skip"],
+            num_after_skip=h["num_after_skip"], num_output_layers=h["num_output_layers"],
+        )
+    finally:
+        utils.Jn = original_jn
+    return pyg_dimenetpp_weights(twin.to(next(model.parameters()).dtype), model)
+
+
+def pyg_dimenetpp_weights(twin, model):
+    """Load equinnp ``model``'s weights into the PyG ``twin`` (same dtype); returns it in eval mode."""
+    state = {k: v for k, v in model.state_dict().items() if not k.startswith("sbf_radial.")}
+    table = torch.zeros(95, state["emb.emb.weight"].shape[1], dtype=state["emb.emb.weight"].dtype)
+    for k, z in enumerate(model.elements):
+        table[z] = state["emb.emb.weight"][k]
+    state["emb.emb.weight"] = table
+    twin.load_state_dict(state, strict=True)
     return twin.eval()
