@@ -1,4 +1,4 @@
-"""The ``equinnp`` command line: ``equinnp models | predict | train | evaluate``.
+"""The ``equinnp`` command line: ``equinnp models | predict | train | evaluate | md | optimize | vibrations``.
 
 Building the parser imports nothing heavy (torch, PyG, e3nn, ASE): each command
 imports what it needs when it runs, so that ``--help`` and ``--version``
@@ -85,9 +85,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _subcommand_registrars():
     """Commands that live in their own modules (training, evaluation) register themselves here."""
-    from equinnp.train.cli import register_commands
+    from equinnp.simulate.cli import register_commands as simulation
+    from equinnp.train.cli import register_commands as training
 
-    return [register_commands]
+    return [training, simulation]
 
 
 def main(argv=None) -> int:
