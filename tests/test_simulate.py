@@ -123,3 +123,18 @@ def test_optimize_with_the_cell(model):
     assert np.abs(relaxed.get_stress()).max() * relaxed.get_volume() < 0.01
     with pytest.raises(ValueError, match="--cell relaxes a cell periodic in all three directions"):
         optimize(ethanol_atoms(), calculator, cell=True, progress=False)
+
+
+def test_predict_prints_the_stress_and_writes_its_results(model, tmp_path, capsys):
+    import json
+
+    atoms = ase.Atoms("CO", positions=[[0, 0, 0], [1.2, 1.2, 1.2]], cell=[2.4] * 3, pbc=True)
+    ase.io.write(tmp_path / "co.xyz", atoms, format="extxyz")
+    assert main(["predict", str(model / "model.pt"), "--atoms", str(tmp_path / "co.xyz"), "--threads", "1",
+                 "--output", str(tmp_path / "out.json")]) == 0
+    assert "stress (eV/Å³" in capsys.readouterr().out
+    written = json.loads((tmp_path / "out.json").read_text())
+    atoms.calc = EquinnpCalculator(model / "model.pt")
+    np.testing.assert_allclose(written["stress"], atoms.get_stress(voigt=False))
+    assert main(["predict", str(model / "model.pt"), "--atoms", str(tmp_path / "co.xyz"), "--output", str(tmp_path / "out.xyz")]) == 0
+    assert ase.io.read(tmp_path / "out.xyz").get_potential_energy() == pytest.approx(atoms.get_potential_energy())
