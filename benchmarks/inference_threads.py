@@ -72,7 +72,7 @@ def main(argv=None) -> int:
                 dynamics.run(args.steps)
                 rates[threads].append(args.steps / (time.perf_counter() - start))
         one, two = statistics.median(rates[1]), statistics.median(rates[2])
-        rows.append([label, len(atoms), f"{one:.1f}", f"{two:.1f}", f"{two / one:.2f}"])
+        rows.append([label, len(atoms), f"{one:.3g}", f"{two:.3g}", f"{two / one:.2f}"])
         print(rows[-1], flush=True)
     notes = [
         f"Machine: {machine(2)}; load average at the start {os.getloadavg()[0]:.1f}.",
