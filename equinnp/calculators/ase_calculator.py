@@ -63,15 +63,15 @@ class EquinnpCalculator(Calculator):
     threads : int, optional
         Torch CPU threads per call (default: ``equinnp.threads.default_threads``
         of the system size, one thread for small systems).
-    compile : bool
+    compile : bool or str
         Run the core network through ``torch.compile`` (dynamic shapes; see
-        ``equinnp.compiled``).
+        ``equinnp.compiled``); a string names the backend (default ``"inductor"``).
     """
 
     implemented_properties = ["energy", "free_energy", "energies", "forces", "stress", "charges", "dipole"]
 
     def __init__(self, model, device: str = "cpu", dtype=None, skin: float = 1.0, threads: Optional[int] = None,
-                 compile: bool = False, **kwargs):
+                 compile=False, **kwargs):
         super().__init__(**kwargs)
         potential = _load(model)
         if dtype is not None:
@@ -86,7 +86,7 @@ class EquinnpCalculator(Calculator):
         if compile:
             from equinnp.compiled import compile_potential
 
-            compile_potential(self.potential)
+            compile_potential(self.potential, **({"backend": compile} if isinstance(compile, str) else {}))
         self._edges = None  # the last search: the Data that holds it
         #: Number of neighbor searches so far (the skin's effect can be read off it).
         self.neighbor_searches = 0
