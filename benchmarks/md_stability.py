@@ -90,7 +90,7 @@ def table(paths, output: Path) -> str:
                  "Drift: slope of a least-squares line through the total energy; fluctuation: its standard deviation about the line.",
                  "Command: `python benchmarks/md_stability.py MODEL --dtype float64|float32 --json F`, then `--table F64 F32`."]
     return write_table(output, "NVE energy conservation (ethanol, demo model)", notes,
-                       ["network dtype", "ps", "drift (meV/atom/ps)", "fluctuation (meV/atom)", "max |E - E0| (meV/atom)",
+                       ["network dtype", "ps", "drift (meV/atom/ps)", "fluctuation (meV/atom)", "max abs(E - E0) (meV/atom)",
                         "mean T (K)", "steps/s", "neighbor searches"], rows)
 
 
