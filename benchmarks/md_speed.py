@@ -140,6 +140,7 @@ def main(argv=None) -> int:
     parser.add_argument("model", nargs="?")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--only", choices=["ethanol", "water"])
+    parser.add_argument("--output", help="results file (default benchmarks/results/md_speed.md)")
     parser.add_argument("--worker", nargs=2, metavar=("PEER", "STRUCTURE"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
@@ -189,7 +190,7 @@ def main(argv=None) -> int:
         "ratio: equinnp's steps/s over the peer's (above 1: equinnp faster).",
         "Command: `python benchmarks/md_speed.py " + " ".join(argv if argv is not None else sys.argv[1:]) + "`",
     ]
-    print(write_table(RESULTS / "md_speed.md", "MD steps per second: equinnp, mace-torch and TorchANI ASE calculators", notes,
+    print(write_table(Path(args.output) if args.output else RESULTS / "md_speed.md", "MD steps per second: equinnp, mace-torch and TorchANI ASE calculators", notes,
                       ["system", "atoms", "calculator", "steps/s", "ratio"], rows))
     return 0
 
