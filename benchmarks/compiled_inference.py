@@ -47,14 +47,15 @@ def main(argv=None) -> int:
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=20)
-    parser.add_argument("--only", choices=sorted(CONFIGS))
+    parser.add_argument("--only", nargs="+", choices=sorted(CONFIGS))
+    parser.add_argument("--output", help="results file (default benchmarks/results/compiled_inference.md)")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     load_start = os.getloadavg()[0]
     rng = np.random.default_rng(0)
     rows = []
     for name, config in CONFIGS.items():
-        if args.only and name != args.only:
+        if args.only and name not in args.only:
             continue
         torch.manual_seed(0)
         eager = equinnp.build_potential(name, cutoff=5.0, elements=[1, 6, 8], **config).eval()
@@ -93,7 +94,7 @@ def main(argv=None) -> int:
              f"Median ms per energy + forces call over {args.repeats} jittered frames, eager and compiled alternating;",
              "deviation: largest relative difference of energy or forces from eager; graphs: dynamo graphs compiled so far for the model.",
              "Command: `python benchmarks/compiled_inference.py " + " ".join(argv if argv is not None else sys.argv[1:]) + "`"]
-    print(write_table(RESULTS / "compiled_inference.md", "Compiled inference on the CPU against eager", notes,
+    print(write_table(Path(args.output) if args.output else RESULTS / "compiled_inference.md", "Compiled inference on the CPU against eager", notes,
                       ["architecture", "system", "compile (s)", "eager (ms)", "compiled (ms)", "speedup", "deviation", "graphs"], rows))
     return 0
 
