@@ -44,6 +44,17 @@ def test_forces_and_stress_equal_ase_numerical_derivatives():
     np.testing.assert_allclose(stress, calculate_numerical_stress(solid, eps=1e-6), rtol=1e-5, atol=1e-8)
     assert solid.get_potential_energy() == pytest.approx(solid.get_potential_energies().sum(), rel=1e-12)
     assert solid.get_potential_energy(force_consistent=True) == solid.get_potential_energy()
+    hessian = calc.get_hessian(molecule)  # [3N, 3N]: minus the derivative of the forces
+    numeric = np.zeros_like(hessian)
+    for k in range(27):
+        for sign in (1, -1):
+            moved = molecule.copy()
+            positions = moved.get_positions()
+            positions.reshape(-1)[k] += sign * 1e-4
+            moved.set_positions(positions)
+            moved.calc = EquinnpCalculator(calc.potential)
+            numeric[:, k] -= sign * moved.get_forces().reshape(-1) / 2e-4
+    np.testing.assert_allclose(hessian, numeric, rtol=1e-5, atol=1e-5 * np.abs(hessian).max())
 
 
 def _md_against_fresh_search(atoms, steps, skin, temperature=400.0):

@@ -157,3 +157,15 @@ class EquinnpCalculator(Calculator):
             self.results["charges"] = out.charges.detach().cpu().double().numpy()
         if getattr(out, "dipole", None) is not None:
             self.results["dipole"] = out.dipole[0].detach().cpu().double().numpy()
+
+    def get_hessian(self, atoms=None) -> np.ndarray:
+        """Hessian [3N, 3N] (eV/Å², atom by atom, x y z) of ``atoms`` (default: the last ones), by ``Potential.hessian``."""
+        atoms = self.atoms if atoms is None else atoms
+        if atoms is None:
+            raise ValueError("get_hessian needs atoms: none given and none calculated yet")
+        self._check_elements(atoms)
+        atoms = atoms.copy()  # without a calculator: from_ase would read its results as labels
+        data = from_ase(atoms, charge=atoms.info.get(CHARGE_KEY), spin=atoms.info.get(SPIN_KEY), dtype=self.potential.dtype)
+        with using_threads(self.threads, len(atoms)):
+            hessian = self.potential.hessian(data.to(self.device))
+        return hessian.detach().cpu().double().numpy()

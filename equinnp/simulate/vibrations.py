@@ -38,11 +38,7 @@ def vibrations(atoms, calculator, *, modes_file: Optional[str] = None) -> dict:
     """
     from ase.vibrations import VibrationsData
 
-    from equinnp.data import from_ase
-
-    potential = calculator.potential
-    data = from_ase(atoms, charge=atoms.info.get("charge"), spin=atoms.info.get("spin"), dtype=potential.dtype)
-    hessian = potential.hessian(data.to(calculator.device)).double().cpu().numpy()  # [3N, 3N]
+    hessian = calculator.get_hessian(atoms)  # [3N, 3N]
     hessian = 0.5 * (hessian + hessian.T)
     vib = VibrationsData.from_2d(atoms, hessian)
     frequencies = vib.get_frequencies()  # cm^-1, complex likewise
