@@ -35,8 +35,9 @@ def demo_or_random(path):
     import equinnp
 
     if path:
-        return equinnp.load_potential(path) if not str(path).endswith(("last.pt", "best.pt")) else \
-            __import__("equinnp.train.checkpoint", fromlist=["x"]).load_model_file(path)[0]
+        from equinnp.train.checkpoint import load_model_file
+
+        return load_model_file(path)[0]
     torch.manual_seed(0)
     return equinnp.build_potential("painn", cutoff=5.0, elements=[1, 6, 8], hidden_channels=64, num_interactions=3, num_rbf=20)
 
