@@ -17,9 +17,10 @@ __all__ = ["default_threads", "using_threads", "check_threads", "SMALL_SYSTEM_AT
 
 #: Below this many atoms one thread is used. Measured (demo PaiNN, float32, MD steps/s of the
 #: calculator, 2 threads / 1 thread, 2-core machine shared with other jobs, load ~9):
-#: 0.04 for ethanol (9 atoms), 0.09 for 81, 0.22 for 375, 0.67 for 1,029 atoms of water.
-#: The ratio triples for every ~2.7 times more atoms: two threads should pay off
-#: from about 1,500 atoms (not measured beyond 1,029).
+#: 0.04 for ethanol (9 atoms), 0.09 for 81, 0.22 for 375, 0.67 for 1,029 atoms of water;
+#: at load 2-4: 0.13, 0.44, 0.51, 0.66 (``benchmarks/results/inference_threads*.md``).
+#: The ratio grows with the system: two threads should pay off from a few thousand
+#: atoms (not measured beyond 1,029, where one thread still wins).
 SMALL_SYSTEM_ATOMS = 2000
 
 
