@@ -31,7 +31,7 @@ CONFIGS = {
     "schnet": dict(hidden_channels=64, num_interactions=3),
     "painn": dict(hidden_channels=64, num_interactions=3, num_rbf=20),
     "tensornet": dict(hidden_channels=64, num_layers=2),
-    "mace": dict(hidden_irreps="64x0e", num_interactions=2),
+    "mace": dict(hidden_irreps="64x0e", num_interactions=2, avg_num_neighbors=16.0),
 }
 
 
