@@ -1,4 +1,4 @@
-"""The ``equinnp`` command line: ``equinnp models | predict | train | evaluate``.
+"""The ``equinnp`` command line: ``equinnp models | predict | train | evaluate | md | optimize | vibrations``.
 
 Building the parser imports nothing heavy (torch, PyG, e3nn, ASE): each command
 imports what it needs when it runs, so that ``--help`` and ``--version``
@@ -49,7 +49,7 @@ def cmd_predict(args) -> int:
 
         pot, description = load_model_file(args.model)
         print(f"model: {args.model} ({pot.architecture}" + (f"; {description})" if description else ")"))
-    atoms.calc = EquinnpCalculator(pot)
+    atoms.calc = EquinnpCalculator(pot, threads=args.threads)
     energy = atoms.get_potential_energy()
     forces = atoms.get_forces()
     print(f"structure: {source}, {len(atoms)} atoms ({atoms.get_chemical_formula()})")
@@ -57,7 +57,33 @@ def cmd_predict(args) -> int:
     print("forces (eV/Å):")
     for symbol, force in zip(atoms.get_chemical_symbols(), forces):
         print(f"  {symbol:<2} {force[0]:+.6f} {force[1]:+.6f} {force[2]:+.6f}")
+    if any(atoms.pbc):
+        stress = atoms.get_stress(voigt=False)
+        print("stress (eV/Å³, positive under tension):")
+        for row in stress:
+            print(f"  {row[0]:+.6e} {row[1]:+.6e} {row[2]:+.6e}")
+    if args.output:
+        _write_prediction(atoms, args.output)
+        print(f"results: {args.output}")
     return 0
+
+
+def _write_prediction(atoms, path: str) -> None:
+    """The structure with its energy, forces (and stress): JSON for ``.json``, else any format ASE writes (extxyz)."""
+    if path.endswith(".json"):
+        import json
+
+        results = {"energy": atoms.get_potential_energy(), "forces": atoms.get_forces().tolist(),
+                   "numbers": atoms.get_atomic_numbers().tolist(), "positions": atoms.get_positions().tolist(),
+                   "units": {"energy": "eV", "forces": "eV/Å", "stress": "eV/Å³"}}
+        if any(atoms.pbc):
+            results["stress"] = atoms.get_stress(voigt=False).tolist()
+        with open(path, "w") as handle:
+            json.dump(results, handle, indent=1)
+        return
+    import ase.io
+
+    ase.io.write(path, atoms)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -76,6 +102,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--atoms", help="structure file readable by ASE (default: a bundled rMD17 ethanol frame)")
     p.add_argument("--index", default="0", help="frame of a multi-frame file (ASE index syntax)")
     p.add_argument("--architecture", default="schnet", help="architecture of the demo model")
+    p.add_argument("--threads", type=int, help="torch CPU threads (default: chosen by system size, equinnp.threads)")
+    p.add_argument("--output", help="write the results: .json, or a structure file with them (extxyz, ...)")
     p.set_defaults(func=cmd_predict)
 
     for register in _subcommand_registrars():
@@ -85,9 +113,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _subcommand_registrars():
     """Commands that live in their own modules (training, evaluation) register themselves here."""
-    from equinnp.train.cli import register_commands
+    from equinnp.simulate.cli import register_commands as simulation
+    from equinnp.train.cli import register_commands as training
 
-    return [register_commands]
+    return [training, simulation]
 
 
 def main(argv=None) -> int:

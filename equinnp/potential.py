@@ -358,6 +358,12 @@ class Potential(nn.Module):
                                charges=atomic.charges, energy_terms=energy_terms, dipole=dipole,
                                member_energies=member_energies, energy_std=energy_std)
 
+    def hessian(self, data, chunk_size: Optional[int] = None) -> Tensor:
+        """Hessian [3N, 3N] of the energy in the positions (eV/Å²), by autograd: :func:`equinnp.hessian.hessian`."""
+        from equinnp.hessian import hessian
+
+        return hessian(self, data, chunk_size=chunk_size)
+
     # ---------------------------------------------------------------- fitting
     def fit(self, dataset, *, reference_energies="fit", scale="rms_forces", shift=None, **options) -> dict:
         """Fit the potential's data-dependent constants (not its weights) from structures.

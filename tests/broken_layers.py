@@ -6,6 +6,8 @@ potentials, small enough that the energies stay plausible.
 shows that the other checks let it through, so that the checks are specific.
 """
 
+import math
+
 import torch
 from torch import nn
 
@@ -123,6 +125,36 @@ class MeanReadoutSchNet(SchNet):
         ones = torch.ones_like(out.energy)
         count = scatter_sum(ones, graph.batch, graph.num_graphs)  # [B]
         return AtomicOutput(energy=out.energy / count[graph.batch])
+
+
+class _FirstOrderSoftplusFunction(torch.autograd.Function):
+    """ssp(x) with a hand-written backward that is right once but not differentiable again
+    (it reads a detached input), as custom kernels without a double backward are."""
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return torch.nn.functional.softplus(x) - math.log(2.0)
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        (x,) = ctx.saved_tensors
+        return grad_output * torch.sigmoid(x.detach())
+
+
+class FirstOrderSoftplus(nn.Module):
+    def forward(self, x):
+        return _FirstOrderSoftplusFunction.apply(x)
+
+
+class FirstOrderFilterSchNet(SchNet):
+    """SchNet whose filter networks' activation has a backward without a second derivative:
+    energy and forces are right, the Hessian misses the activation's curvature."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        for interaction in self.interactions:
+            interaction.conv.filter_net[1] = FirstOrderSoftplus()
 
 
 class VirialSignPotential(equinnp.Potential):

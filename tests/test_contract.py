@@ -165,6 +165,13 @@ def test_forces_match_finite_differences(name, dtype, data, seed):
     contract.check_finite_difference_forces(tiny_potential(name, dtype), data, atoms=atoms)
 
 
+@parametrize
+def test_hessian_matches_finite_differences_of_the_forces(name, dtype, rmd17_frames):
+    pot = tiny_potential(name, dtype)
+    contract.check_hessian_finite_difference(pot, rmd17_frames[0], atoms=[0, 2, 8])  # C, O, H of ethanol
+    contract.check_hessian_finite_difference(pot, random_crystal(11, ELEMENTS, 3, length=6.0), atoms=[1])
+
+
 # ------------------------------------------------------------------ the cutoff
 @parametrize
 def test_continuous_at_cutoff(name, dtype):

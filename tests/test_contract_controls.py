@@ -19,6 +19,7 @@ from broken_layers import (
     C0EnvelopeSchNet,
     CrossTalkSchNet,
     DetachedDistanceSchNet,
+    FirstOrderFilterSchNet,
     MeanReadoutSchNet,
     NoEnvelopeSchNet,
     OctahedralLeakSchNet,
@@ -74,13 +75,15 @@ CHECKS = {
     "supercell": lambda pot, f: contract.check_supercell(pot, _crystal(), (1, 2, 1)),
     "stress_fd": lambda pot, f: contract.check_stress_finite_difference(pot, _crystal()),
     "responds": lambda pot, f: contract.check_responds_to_geometry(pot, f[0]),
+    "hessian_fd": lambda pot, f: contract.check_hessian_finite_difference(pot, f[0], atoms=[0, 8]),
 }
 
 # The checks each broken layer must fail; it must pass all the others.
 REJECTED_BY = {
     "no_envelope": {"continuity"},
     "c0_envelope": {"continuity"},
-    "detached_distance": {"forces_fd", "stress_fd"},
+    # the Hessian is the derivative of the forces autograd sees, which ignore how the detached input moves
+    "detached_distance": {"forces_fd", "stress_fd", "hessian_fd"},
     "virial_sign": {"stress_fd"},
     # The batch row index: relabelling, batching, and every check that evaluates a system
     # beside others (an atom or system appended after it) or copies of it.
@@ -93,6 +96,7 @@ REJECTED_BY = {
     # An intensive readout: every check of extensivity.
     "mean_readout": {"additivity", "atoms_add", "beyond_cutoff", "supercell"},
     "geometry_blind": {"responds"},
+    "first_order_filter": {"hessian_fd"},
 }
 
 BUILDERS = {
@@ -106,6 +110,7 @@ BUILDERS = {
     "cross_talk": lambda: broken_potential(CrossTalkSchNet),
     "mean_readout": lambda: broken_potential(MeanReadoutSchNet),
     "geometry_blind": lambda: broken_potential(SchNet, num_interactions=0),  # species only: no geometry
+    "first_order_filter": lambda: broken_potential(FirstOrderFilterSchNet),
 }
 
 # The error each rejection names, so that a check does not pass for an unrelated failure.
@@ -125,6 +130,7 @@ MESSAGES = {
     "supercell": "supercell",
     "stress_fd": "stress against finite differences",
     "responds": "ignores the geometry",
+    "hessian_fd": "Hessian against finite differences",
 }
 
 

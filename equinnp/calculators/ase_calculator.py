@@ -1,47 +1,171 @@
-"""ASE calculator around a ``Potential``."""
+"""ASE calculator around a ``Potential``, with a Verlet skin on the neighbor list.
+
+The neighbor list is the one mechanism of ``equinnp.neighbors``: the
+calculator attaches edges found by ``RadiusGraph(search_cutoff, skin)`` and
+keeps them while they are complete (``equinnp.neighbors.precomputed.reusable``:
+same cell, no atom moved by more than ``skin / 2`` since the search); the
+potential then keeps the pairs within its cutoff, in the order a fresh search
+returns them, so that energies and forces equal a fresh search's.
+"""
 
 from __future__ import annotations
+
+from typing import Optional
 
 import numpy as np
 import torch
 from ase.calculators.calculator import Calculator, all_changes
 
 from equinnp.data import from_ase
+from equinnp.neighbors import RadiusGraph
+from equinnp.neighbors.precomputed import reusable
+from equinnp.threads import check_threads, using_threads
 
-__all__ = ["EquinnpCalculator"]
+__all__ = ["EquinnpCalculator", "CHARGE_KEY", "SPIN_KEY"]
+
+#: ``atoms.info`` keys read for the total charge (e) and the spin multiplicity 2S+1.
+CHARGE_KEY = "charge"
+SPIN_KEY = "spin"
+DTYPES = {"float32": torch.float32, "float64": torch.float64, torch.float32: torch.float32, torch.float64: torch.float64}
+
+
+def _load(model):
+    if isinstance(model, torch.nn.Module):
+        return model
+    from equinnp.train.checkpoint import load_model_file
+
+    return load_model_file(model)[0]
 
 
 class EquinnpCalculator(Calculator):
-    """Energy (eV), forces (eV/Å) and, for periodic cells, stress (eV/Å³, Voigt) from a ``Potential``.
+    """Energy, forces, stress, per-atom energies (and charges, dipole) from an equinnp ``Potential``.
+
+    Results: ``energy`` and ``free_energy`` (eV), ``energies`` [N] (eV),
+    ``forces`` [N, 3] (eV/Å), for periodic cells ``stress`` (eV/Å³, Voigt
+    order xx yy zz yz xz xy, positive under tension), and ``charges`` [N] (e)
+    and ``dipole`` [3] (e·Å) when the model predicts them. The total charge
+    and the spin multiplicity are read from ``atoms.info["charge"]`` and
+    ``atoms.info["spin"]`` (2S+1; defaults 0 and 1 unless the model requires them).
 
     Parameters
     ----------
-    potential : Potential or path
-        A potential, or the path of one saved with ``Potential.save``.
+    model : Potential or path
+        A potential, or a file: a saved potential (``model.pt``) or a training
+        checkpoint (``last.pt``, ``best.pt``: its EMA weights).
     device : str
-        Where to evaluate.
+        Where to evaluate (``"cpu"``, ``"cuda"``).
+    dtype : "float32", "float64" or torch.dtype, optional
+        Cast the network to this dtype (default: as saved).
+    skin : float
+        Verlet skin (Å): the neighbor list is searched within ``cutoff + skin``
+        and reused until an atom has moved by more than ``skin / 2`` or the cell
+        changed. 0 searches at every call.
+    threads : int, optional
+        Torch CPU threads per call (default: ``equinnp.threads.default_threads``
+        of the system size, one thread for small systems).
+    compile : bool or str
+        Run the core network through ``torch.compile`` (dynamic shapes; see
+        ``equinnp.compiled``); a string names the backend (default ``"inductor"``).
     """
 
-    implemented_properties = ["energy", "free_energy", "energies", "forces", "stress"]
+    implemented_properties = ["energy", "free_energy", "energies", "forces", "stress", "charges", "dipole"]
 
-    def __init__(self, potential, device: str = "cpu", **kwargs):
+    def __init__(self, model, device: str = "cpu", dtype=None, skin: float = 1.0, threads: Optional[int] = None,
+                 compile=False, **kwargs):
         super().__init__(**kwargs)
-        if not isinstance(potential, torch.nn.Module):
-            from equinnp.build import load_potential
-
-            potential = load_potential(potential)
+        potential = _load(model)
+        if dtype is not None:
+            if dtype not in DTYPES:
+                raise ValueError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
+            potential = potential.to(DTYPES[dtype])
         self.potential = potential.to(device).eval()
         self.device = device
+        self.threads = check_threads(threads)
+        self.neighbors = RadiusGraph(self.potential.search_cutoff, skin)  # checks the skin
+        self.skin = self.neighbors.skin
+        if compile:
+            from equinnp.compiled import compile_potential
 
+            compile_potential(self.potential, **({"backend": compile} if isinstance(compile, str) else {}))
+        self._edges = None  # the last search: the Data that holds it
+        #: Number of neighbor searches so far (the skin's effect can be read off it).
+        self.neighbor_searches = 0
+
+    # ------------------------------------------------------------- state
+    def check_state(self, atoms, tol=1e-15):
+        """ASE's changes, plus ``info`` when the total charge or spin changed."""
+        changes = super().check_state(atoms, tol)
+        if self.atoms is not None and not changes:
+            for key in (CHARGE_KEY, SPIN_KEY):
+                if self.atoms.info.get(key) != atoms.info.get(key):
+                    changes.append("info")
+                    break
+        return changes
+
+    def _check_elements(self, atoms) -> None:
+        numbers = set(atoms.get_atomic_numbers().tolist())
+        unknown = sorted(numbers - set(self.potential.elements))
+        if unknown:
+            from ase.data import chemical_symbols
+
+            names = ", ".join(f"{chemical_symbols[z]} (Z={z})" for z in unknown)
+            known = " ".join(chemical_symbols[z] for z in self.potential.elements)
+            raise ValueError(f"{atoms.get_chemical_formula()} contains {names}, which this {self.potential.architecture} "
+                             f"model was not trained on (it knows {known})")
+
+    def _data(self, atoms, system_changes):
+        """A ``Data`` of ``atoms`` with the neighbor list: the previous one while it is complete, else a new search."""
+        data = from_ase(atoms, charge=atoms.info.get(CHARGE_KEY), spin=atoms.info.get(SPIN_KEY),
+                        dtype=self.potential.dtype).to(self.device)
+        previous = self._edges
+        structural = {"numbers", "pbc"} & set(system_changes)
+        if previous is not None and not structural and previous.pos.shape == data.pos.shape:
+            for key in ("edge_index", "cell_shifts", "neighbor_cutoff", "neighbor_pos", "neighbor_cell"):
+                if key in previous:
+                    data[key] = previous[key]
+            cell = getattr(data, "cell", None)
+            if reusable(data, self.potential.search_cutoff, None if cell is None else cell.reshape(-1, 3, 3)):
+                return data
+            for key in ("edge_index", "cell_shifts", "neighbor_cutoff", "neighbor_pos", "neighbor_cell"):
+                if key in data:
+                    del data[key]
+        data = self.neighbors(data)
+        self.neighbor_searches += 1
+        self._edges = data
+        return data
+
+    # ------------------------------------------------------------ compute
     def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
         super().calculate(atoms, properties, system_changes)
-        data = from_ase(self.atoms, dtype=self.potential.dtype).to(self.device)
-        periodic = bool(np.any(self.atoms.pbc))
-        out = self.potential(data, compute_forces=True, compute_stress=periodic)
-        self.results["energy"] = float(out.energy[0].detach())
+        atoms = self.atoms
+        self._check_elements(atoms)
+        periodic = bool(np.any(atoms.pbc))
+        stress = periodic and "stress" in properties
+        with using_threads(self.threads, len(atoms)), torch.no_grad():  # the potential enables gradients itself
+            data = self._data(atoms, system_changes)
+            out = self.potential(data, compute_forces=True, compute_stress=stress)
+        self.results = {
+            "energy": float(out.energy[0]),
+            "energies": out.atomic_energies.detach().cpu().double().numpy(),
+            "forces": out.forces.detach().cpu().double().numpy(),
+        }
         self.results["free_energy"] = self.results["energy"]
-        self.results["energies"] = out.atomic_energies.detach().cpu().numpy()
-        self.results["forces"] = out.forces.detach().cpu().double().numpy()
-        if periodic:
+        if stress:
             s = out.stress[0].detach().cpu().double().numpy()
             self.results["stress"] = np.array([s[0, 0], s[1, 1], s[2, 2], s[1, 2], s[0, 2], s[0, 1]])
+        if getattr(out, "charges", None) is not None:
+            self.results["charges"] = out.charges.detach().cpu().double().numpy()
+        if getattr(out, "dipole", None) is not None:
+            self.results["dipole"] = out.dipole[0].detach().cpu().double().numpy()
+
+    def get_hessian(self, atoms=None) -> np.ndarray:
+        """Hessian [3N, 3N] (eV/Å², atom by atom, x y z) of ``atoms`` (default: the last ones), by ``Potential.hessian``."""
+        atoms = self.atoms if atoms is None else atoms
+        if atoms is None:
+            raise ValueError("get_hessian needs atoms: none given and none calculated yet")
+        self._check_elements(atoms)
+        atoms = atoms.copy()  # without a calculator: from_ase would read its results as labels
+        data = from_ase(atoms, charge=atoms.info.get(CHARGE_KEY), spin=atoms.info.get(SPIN_KEY), dtype=self.potential.dtype)
+        with using_threads(self.threads, len(atoms)):
+            hessian = self.potential.hessian(data.to(self.device))
+        return hessian.detach().cpu().double().numpy()

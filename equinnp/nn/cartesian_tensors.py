@@ -56,6 +56,7 @@ TENSORNET_IRREPS = o3.Irreps("0e + 1o + 2e")  # TensorNet features (A built from
 IRREP_SLICES = (slice(0, 1), slice(1, 4), slice(4, 9))  # I, A, S coefficients in [..., 9, F]
 
 
+@torch.compiler.disable  # a constant solved once by e3nn: kept out of compiled graphs (dynamo cannot trace the solver)
 @functools.lru_cache(maxsize=None)
 def _change_of_basis_float64() -> Tensor:
     from e3nn.io import CartesianTensor

@@ -79,6 +79,7 @@ __all__ = evaluation.__all__ + charge_contract.__all__ + [
     "check_supercell",
     "check_stress_finite_difference",
     "check_responds_to_geometry",
+    "check_hessian_finite_difference",
 ]
 
 
@@ -503,3 +504,7 @@ def check_responds_to_geometry(potential, data: Data):
     forces = _evaluate(potential, data).forces
     if forces.abs().max() < 1e-8:
         raise AssertionError("forces are all zero: the model ignores the geometry")
+
+
+# Second derivatives live in their own module; they use the helpers above.
+from equinnp.testing.second_derivatives import check_hessian_finite_difference  # noqa: E402

@@ -40,6 +40,7 @@ def register_commands(subparsers) -> None:
     p.add_argument("--energy-key", help="energy label key (ASE, HDF5 files; default: the format's)")
     p.add_argument("--forces-key", help="forces label key (ASE, HDF5 files; default: the format's)")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    p.add_argument("--threads", type=int, help="torch CPU threads (default: chosen by batch size, equinnp.threads)")
     p.set_defaults(func=cmd_evaluate)
 
 
@@ -66,7 +67,7 @@ def cmd_train(args) -> int:
 
 
 def evaluate_file(model_path, data_path, *, batch_size: int = 64, energy_key=None,
-                  forces_key=None, device: str = "auto", plot=None, describe=None) -> dict:
+                  forces_key=None, device: str = "auto", plot=None, describe=None, threads=None) -> dict:
     """Metrics (meV, meV/Å) of a saved potential or training checkpoint on a dataset file; optionally a parity plot.
 
     ``describe`` is called with a sentence saying what a checkpoint file is
@@ -86,7 +87,11 @@ def evaluate_file(model_path, data_path, *, batch_size: int = 64, energy_key=Non
     potential = potential.to(device)
     records = prepare_records(load_records(data_path, energy_key, forces_key, key="--data"), potential.cutoff, potential.dtype)
     loader = make_loader(records, batch_size, shuffle=False)
-    metrics, arrays = evaluate_potential(potential, loader, torch.device(device), collect=True)
+    from equinnp.threads import using_threads
+
+    atoms_per_batch = batch_size * max((r.num_nodes for r in records), default=1)
+    with using_threads(threads, atoms_per_batch):
+        metrics, arrays = evaluate_potential(potential, loader, torch.device(device), collect=True)
     if plot is not None:
         from equinnp.train.plots import parity_plot
 
@@ -98,7 +103,8 @@ def cmd_evaluate(args) -> int:
     # With --json, stdout holds the JSON object only: what the file is goes to stderr.
     describe = (lambda line: print(line, file=sys.stderr)) if args.json else print
     metrics = evaluate_file(args.model, args.data, batch_size=args.batch_size, energy_key=args.energy_key,
-                            forces_key=args.forces_key, device=args.device, plot=args.plot, describe=describe)
+                            forces_key=args.forces_key, device=args.device, plot=args.plot, describe=describe,
+                            threads=args.threads)
     if args.json:
         print(json.dumps(metrics))
         return 0

@@ -1,0 +1,63 @@
+"""Compiled inference equals eager to 1e-6 relative and does not recompile as the edge count changes.
+
+The default suite compiles with ``backend="aot_eager"`` (dynamo's graph capture
+with dynamic shapes and AOTAutograd's backward, without inductor's C++ build,
+which takes minutes on a shared 2-core machine); the ``slow`` tests use
+inductor, for every architecture. Speed: ``benchmarks/compiled_inference.py``.
+"""
+
+import numpy as np
+import pytest
+import torch
+import torch._dynamo
+
+import equinnp
+from equinnp.calculators import EquinnpCalculator
+from equinnp.compiled import compile_potential
+from equinnp.data import from_ase
+from equinnp.data.bundled import ethanol_atoms
+
+
+def pair(name, backend):
+    cls = equinnp.ARCHITECTURES[name]
+    torch.manual_seed(0)
+    eager = equinnp.build_potential(name, cutoff=4.0, elements=[1, 6, 8], dtype="float64", **cls.tiny).eval()
+    compiled = equinnp.build_potential(name, cutoff=4.0, elements=[1, 6, 8], dtype="float64", **cls.tiny).eval()
+    compiled.load_state_dict(eager.state_dict())
+    return eager, compile_potential(compiled, backend=backend)
+
+
+def assert_matches_eager(eager, compiled, frames=5):
+    torch._dynamo.reset()
+    torch._dynamo.utils.counters.clear()
+    rng = np.random.default_rng(0)
+    edge_counts = set()
+    for k in range(frames):
+        atoms = ethanol_atoms()
+        atoms.positions *= 1.0 + 0.15 * k  # stretched: fewer pairs within the cutoff each time
+        atoms.positions += rng.normal(scale=0.05, size=atoms.positions.shape)
+        data = from_ase(atoms, dtype=torch.float64)
+        e, c = eager(data), compiled(data)
+        torch.testing.assert_close(c.energy, e.energy, rtol=1e-6, atol=0.0)
+        torch.testing.assert_close(c.forces, e.forces, rtol=1e-6, atol=1e-6 * float(e.forces.abs().max()))
+        from equinnp.neighbors import radius_graph
+
+        edge_counts.add(radius_graph(data.pos, 4.0).edge_index.shape[1])
+    assert len(edge_counts) >= 3
+    assert torch._dynamo.utils.counters["stats"]["unique_graphs"] >= 1
+    # recompilations: the first frame compiles; dynamic shapes keep later edge counts on the same graphs
+    assert sum(torch._dynamo.utils.counters["recompiles"].values()) <= 1
+
+
+def test_calculator_compile_option_equals_eager_without_recompiling():
+    # through the calculator: the weights keep their names, results equal eager's, no recompilation
+    eager, _ = pair("schnet", "aot_eager")
+    calculator = EquinnpCalculator(pair("schnet", "aot_eager")[0], compile="aot_eager", skin=0.0)
+    assert set(calculator.potential.state_dict()) == set(eager.state_dict())
+    assert_matches_eager(eager, calculator.potential)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(equinnp.ARCHITECTURES))
+def test_inductor_equals_eager(name):
+    assert_matches_eager(*pair(name, "inductor"))
