@@ -47,6 +47,21 @@ def examples(fraction: float, minimum: int = 2):
     return settings(max_examples=max(minimum, round(settings.default.max_examples * fraction)))
 
 
+def perturbed(build, dtype: str):
+    """``build(dtype=...)`` in float64 with every parameter moved by 0.1·N(0, 1) (zero-initialised biases
+    become non-zero, so they are exercised too); the float32 one gets the float64 weights, rounded."""
+    torch.manual_seed(0)
+    pot = build(dtype="float64")
+    with torch.no_grad():
+        for parameter in pot.parameters():
+            parameter.add_(0.1 * torch.randn_like(parameter))
+    if dtype == "float32":
+        state = pot.state_dict()
+        pot = build(dtype="float32")
+        pot.load_state_dict(state)
+    return pot.eval()
+
+
 @functools.lru_cache(maxsize=None)
 def tiny_potential(name: str, dtype: str = "float64"):
     """A small potential with non-trivial weights, scale, shift and reference energies.
@@ -58,16 +73,7 @@ def tiny_potential(name: str, dtype: str = "float64"):
         equinnp.build_potential, name, cutoff=CUTOFF, elements=ELEMENTS, scale=SCALE, shift=SHIFT,
         reference_energies=REFERENCE, **cls.tiny,
     )
-    torch.manual_seed(0)
-    pot = build(dtype="float64")
-    with torch.no_grad():  # make zero-initialised biases non-zero so they are exercised too
-        for parameter in pot.parameters():
-            parameter.add_(0.1 * torch.randn_like(parameter))
-    if dtype == "float32":
-        state = pot.state_dict()
-        pot = build(dtype="float32")
-        pot.load_state_dict(state)
-    return pot.eval()
+    return perturbed(build, dtype)
 
 
 parametrize = pytest.mark.parametrize("name, dtype", [(n, d) for n in NAMES for d in DTYPES])
@@ -334,16 +340,7 @@ def tiny_charge_potential(name: str, transform: str, dtype: str = "float64"):
         reference_energies=REFERENCE, charge_head=True, charge_embedding=True, spin_embedding=True,
         postprocessing={"transforms": ["scale_shift", transform]}, **cls.tiny,
     )
-    torch.manual_seed(0)
-    pot = build(dtype="float64")
-    with torch.no_grad():
-        for parameter in pot.parameters():
-            parameter.add_(0.1 * torch.randn_like(parameter))
-    if dtype == "float32":
-        state = pot.state_dict()
-        pot = build(dtype="float32")
-        pot.load_state_dict(state)
-    return pot.eval()
+    return perturbed(build, dtype)
 
 
 def _charged(data, charge: int, spin: int = 1):
