@@ -11,7 +11,7 @@ from equinnp.version import __version__
 _NAMES = {
     "ARCHITECTURES": "equinnp.models",
     "Potential": "equinnp.potential",
-    "PotentialOutput": "equinnp.potential",
+    "PotentialOutput": "equinnp.potential_output",
     "build_potential": "equinnp.build",
     "load_potential": "equinnp.build",
     "load_pretrained": "equinnp.pretrained",

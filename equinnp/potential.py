@@ -11,7 +11,7 @@ from __future__ import annotations
 import copy
 import os
 from pathlib import Path
-from typing import Dict, List, NamedTuple, Optional, Sequence
+from typing import List, Optional, Sequence
 
 import torch
 from torch import Tensor, nn
@@ -24,6 +24,7 @@ from equinnp.nn.scatter import scatter_sum
 from equinnp.postprocessing import AtomicReferenceEnergies, ElementScaleShift
 from equinnp.postprocessing.base import AtomicTransform, EnergyTerm
 from equinnp.postprocessing.charges import dipole_moment
+from equinnp.potential_output import PotentialOutput, detached
 from equinnp.validation import check_atomic_numbers, check_cells, check_positions
 
 __all__ = ["Potential", "PotentialOutput", "MIN_DISTANCE"]
@@ -31,51 +32,6 @@ __all__ = ["Potential", "PotentialOutput", "MIN_DISTANCE"]
 MIN_DISTANCE = 0.1  # Å; closer pairs are reported as an input error
 FORMAT = "equinnp-potential"
 FORMAT_VERSION = 2  # 2: the config names the postprocessing stages
-
-
-class PotentialOutput(NamedTuple):
-    """What ``Potential.forward`` returns.
-
-    Attributes
-    ----------
-    energy : Tensor, [B] float64
-        Total energy per system (eV).
-    forces : Tensor, [N, 3], optional
-        :math:`-\\partial E / \\partial \\mathbf{r}` (eV/Å); None when not requested.
-    atomic_energies : Tensor, [N] float64
-        Per-atom energies after scale, shift and reference energies (eV); they sum to ``energy``.
-    stress : Tensor, [B, 3, 3], optional
-        Stress (eV/Å³) of periodic systems: the strain derivative divided by the
-        cell's volume (slabs and wires: of the cell as given, vacuum included; NaN
-        when its open rows are zero); zero for open systems in a mixed batch.
-    charges : Tensor, [N], optional
-        Partial charges (e) for models that predict them.
-    energy_terms : dict of str to Tensor [B] float64
-        The energy of each postprocessing energy term (e.g. ``reference_energies``);
-        with the network's part they sum to ``energy``.
-    dipole : Tensor, [B, 3] float64, optional
-        Dipole moment (e·Å) from the final charges about each system's centre of
-        mass (``equinnp.postprocessing.charges.dipole_moment``), for models that
-        predict charges; NaN rows for periodic systems, where it is not defined.
-    hessian : Tensor, optional
-        Second derivatives of the energy, when requested.
-    member_energies : Tensor, [B, M] float64, optional
-        Total energy (eV) of each member of an ensemble model (ANI-2x); ``energy`` is their mean.
-    energy_std : Tensor, [B] float64, optional
-        Spread of the ensemble: the sample standard deviation (M - 1 in the denominator)
-        of ``member_energies`` per system (eV). None for models that are not ensembles.
-    """
-
-    energy: Tensor
-    forces: Optional[Tensor]
-    atomic_energies: Tensor
-    stress: Optional[Tensor] = None
-    charges: Optional[Tensor] = None
-    energy_terms: Dict[str, Tensor] = {}
-    dipole: Optional[Tensor] = None
-    hessian: Optional[Tensor] = None
-    member_energies: Optional[Tensor] = None
-    energy_std: Optional[Tensor] = None
 
 
 def _ordinary_tensors(data):
@@ -89,15 +45,6 @@ def _ordinary_tensors(data):
 
 def _plain_value(value):
     return value.tolist() if isinstance(value, Tensor) else value
-
-
-def _detached(out: PotentialOutput) -> PotentialOutput:
-    def detach(value):
-        if isinstance(value, dict):
-            return {k: v.detach() for k, v in value.items()}
-        return None if value is None else value.detach()
-
-    return PotentialOutput(*(detach(v) for v in out))
 
 
 class Potential(nn.Module):
@@ -254,12 +201,12 @@ class Potential(nn.Module):
         if torch.is_inference_mode_enabled():
             with torch.inference_mode(False):
                 out = self._forward(_ordinary_tensors(data), compute_forces, compute_stress)
-            return _detached(out)
+            return detached(out)
         if torch.is_grad_enabled():
             return self._forward(data, compute_forces, compute_stress)
         with torch.enable_grad():
             out = self._forward(data, compute_forces, compute_stress)
-        return _detached(out)
+        return detached(out)
 
     def _forward(self, data, compute_forces: bool, compute_stress: Optional[bool]) -> PotentialOutput:
         z, pos, batch, num_graphs, cell, pbc = self._read_input(data)
