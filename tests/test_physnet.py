@@ -281,3 +281,31 @@ def test_energy_only_physnet_predicts_no_charges():
 def test_bad_hyperparameters_are_refused_by_name(name, value):
     with pytest.raises(ValueError, match=f"{name}.*{value}"):
         PhysNet(**{name: value})
+
+
+
+def test_config_pipeline_adds_the_shielded_coulomb_of_the_corrected_charges(randomised_potential):
+    """configs/physnet.yaml's pipeline: E_el = k_e/2 Σ_i Σ_{j≠i} q_i q_j χ(r_ij) over all pairs (paper eq. 13)."""
+    from equinnp.train.config import load_config
+
+    config = load_config("physnet")["model"]
+    pipeline = config["postprocessing"]
+    hyper = {k: v for k, v in randomised_potential.model.hyperparameters.items() if k not in ("cutoff", "elements")}
+    pot = equinnp.build_potential("physnet", cutoff=3.5, elements=[1, 6, 8], dtype="float64", postprocessing=pipeline,
+                                  reference_energies={1: 0.0, 6: 0.0, 8: 0.0}, **hyper)
+    pot.model.load_state_dict(randomised_potential.model.state_dict())
+    z, pos = molecule(11, n=7)
+    pos = pos * 2.5  # pairs on both sides of the 5 Å switch radius
+    data = from_arrays(z, pos, dtype=torch.float64)
+    data.charge = torch.tensor([1.0], dtype=torch.float64)
+    out = pot.eval()(data, compute_forces=False)
+    q = out.charges.detach().numpy()
+    assert abs(q.sum() - 1.0) < 1e-12
+    r = np.linalg.norm(pos[:, None] - pos[None], axis=-1)
+    assert (r[~np.eye(len(z), dtype=bool)] > 5.0).any() and (r[~np.eye(len(z), dtype=bool)] < 5.0).any()
+    y = r / 5.0
+    s = np.where(r < 5.0, 6 * y**5 - 15 * y**4 + 10 * y**3, 1.0)
+    off = ~np.eye(len(z), dtype=bool)
+    chi = (1 - s[off]) / np.sqrt(r[off] ** 2 + 1) + s[off] / r[off]
+    expected = 7.199822675975274 * np.sum(np.outer(q, q)[off] * chi)
+    assert out.energy_terms["coulomb"].item() == pytest.approx(expected, rel=1e-12)
