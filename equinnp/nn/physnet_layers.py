@@ -14,7 +14,7 @@ Equations follow the paper and the authors' TensorFlow code (MMunibas/PhysNet,
   layer to the atomic energy and charge of one module;
 - :func:`nonhierarchicality_penalty`: the optional loss term of eq. 18.
 
-σ is the shifted softplus :math:`\ln(1 + e^x) - \ln 2` throughout.
+σ is the shifted softplus :math:`\ln(1 + e^x) - \ln 2` throughout (:class:`ShiftedSoftplus`).
 """
 
 from __future__ import annotations
@@ -26,10 +26,10 @@ import torch
 from torch import Tensor, nn
 from torch_geometric.nn import MessagePassing
 
-from equinnp.nn.activations import ShiftedSoftplus
 from equinnp.nn.cutoff import PolynomialCutoff
 
 __all__ = [
+    "ShiftedSoftplus",
     "PhysNetRBF",
     "PreActivationResidual",
     "PhysNetInteractionLayer",
@@ -43,6 +43,21 @@ __all__ = [
 def softplus_inverse(y: Tensor) -> Tensor:
     r""":math:`\mathrm{softplus}^{-1}(y) = \ln(e^y - 1) = y + \ln(1 - e^{-y})` for :math:`y > 0` (stable form)."""
     return y + torch.log(-torch.expm1(-y))
+
+
+class ShiftedSoftplus(nn.Module):
+    r""":math:`\sigma(x) = \ln(1 + e^x) - \ln 2`, evaluated as :math:`\ln(1 + e^x)` up to x = 40.
+
+    ``torch.nn.functional.softplus`` returns x itself above its default
+    threshold of 20, an error of :math:`\ln(1 + e^{-20}) \approx 2\times10^{-9}`
+    that float64 shows; TensorFlow (the PhysNet code) switches to x only near
+    x = 34 in float64. At 40 the switch changes the value by :math:`4\times10^{-18}`.
+    """
+
+    shift = math.log(2.0)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return nn.functional.softplus(x, beta=1.0, threshold=40.0) - self.shift
 
 
 def _init_dense(linear: nn.Linear) -> None:
