@@ -35,14 +35,17 @@ ETHANOL = REPO / "equinnp" / "data" / "bundled" / "rmd17_ethanol_test_01.npz"
 HYPER = dict(F=8, K=6, sr_cut=3.5, num_blocks=3, num_residual_atomic=2, num_residual_interaction=2, num_residual_output=1)
 
 
-def import_physnet(src: Path, workdir: Path):
+def import_physnet(src: Path, workdir: Path, float64: bool = True):
+    """``(tf, NeuralNetwork)`` from a PhysNet checkout, copied to ``workdir``; ``float64``: the dtype-only
+    adaptations for a float64 graph (``benchmarks/physnet_inference.py`` runs the code unchanged in float32)."""
     import tensorflow.compat.v1 as tf
 
     tf.disable_v2_behavior()
     sys.modules["tensorflow"] = tf  # the TF1 modules say "import tensorflow as tf"
-    # Dropout with keep_prob = 1 (PhysNet's default, always at inference) is the identity; TF's
-    # dropout refuses a float32 keep_prob on float64 features, so the identity is used directly.
-    tf.nn.dropout = lambda x, *args, **kwargs: x
+    if float64:
+        # Dropout with keep_prob = 1 (PhysNet's default, always at inference) is the identity; TF's
+        # dropout refuses a float32 keep_prob on float64 features, so the identity is used directly.
+        tf.nn.dropout = lambda x, *args, **kwargs: x
     package = workdir / "neural_network"
     shutil.copytree(src / "neural_network", package)
     c6ab = package / "grimme_d3" / "tables" / "c6ab.npy"
@@ -52,9 +55,10 @@ def import_physnet(src: Path, workdir: Path):
     from neural_network.layers.RBFLayer import RBFLayer
     from neural_network.NeuralNetwork import NeuralNetwork
 
-    # NeuralNetwork builds its RBFLayer without passing dtype (float32 by default), which a
-    # float64 graph rejects; the layer is given the network's float64 instead.
-    RBFLayer.__init__.__defaults__ = (None, tf.float64)
+    if float64:
+        # NeuralNetwork builds its RBFLayer without passing dtype (float32 by default), which a
+        # float64 graph rejects; the layer is given the network's float64 instead.
+        RBFLayer.__init__.__defaults__ = (None, tf.float64)
     return tf, NeuralNetwork
 
 
@@ -76,6 +80,8 @@ def main():
         def shifted_softplus(x):
             return tf.nn.softplus(x) - tf.log(tf.constant(2.0, dtype=x.dtype))
 
+        tf.set_random_seed(0)  # with the op-level seed below, the initial variables are reproducible
+        np.random.seed(0)
         net = NeuralNetwork(**HYPER, use_electrostatic=True, use_dispersion=False, dtype=tf.float64, seed=1,
                             activation_fn=shifted_softplus, scope="physnet")
         n = len(z)
