@@ -16,6 +16,7 @@ import equinnp
 from equinnp.data import from_arrays
 from equinnp.models.physnet import PhysNet
 from equinnp.nn.physnet_layers import (
+    PhysNetShiftedSoftplus,
     PhysNetInteractionLayer,
     PhysNetOutputBlock,
     PhysNetRBF,
@@ -110,6 +111,11 @@ def test_rbf_is_the_exponential_basis_of_softplus_parameters():
 
 
 # ------------------------------------------------------------------ layers
+def test_shifted_softplus_is_exact_in_float64_beyond_torch_threshold():
+    x = np.array([-30.0, -1.0, 0.0, 2.0, 19.0, 21.0, 25.0, 33.0, 45.0])
+    np.testing.assert_allclose(PhysNetShiftedSoftplus()(torch.tensor(x)).numpy(), ssp(x), rtol=1e-15, atol=1e-16)
+
+
 def test_residual_layer_is_pre_activation():
     layer = randomise(PreActivationResidual(7).double(), seed=1)
     x = np.random.default_rng(1).normal(size=(5, 7))

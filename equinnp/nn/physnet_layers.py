@@ -14,7 +14,7 @@ Equations follow the paper and the authors' TensorFlow code (MMunibas/PhysNet,
   layer to the atomic energy and charge of one module;
 - :func:`nonhierarchicality_penalty`: the optional loss term of eq. 18.
 
-σ is the shifted softplus :math:`\ln(1 + e^x) - \ln 2` throughout (:class:`ShiftedSoftplus`).
+σ is the shifted softplus :math:`\ln(1 + e^x) - \ln 2` throughout (:class:`PhysNetShiftedSoftplus`).
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from torch_geometric.nn import MessagePassing
 from equinnp.nn.cutoff import PolynomialCutoff
 
 __all__ = [
-    "ShiftedSoftplus",
+    "PhysNetShiftedSoftplus",
     "PhysNetRBF",
     "PreActivationResidual",
     "PhysNetInteractionLayer",
@@ -45,7 +45,7 @@ def softplus_inverse(y: Tensor) -> Tensor:
     return y + torch.log(-torch.expm1(-y))
 
 
-class ShiftedSoftplus(nn.Module):
+class PhysNetShiftedSoftplus(nn.Module):
     r""":math:`\sigma(x) = \ln(1 + e^x) - \ln 2`, evaluated as :math:`\ln(1 + e^x)` up to x = 40.
 
     ``torch.nn.functional.softplus`` returns x itself above its default
@@ -130,7 +130,7 @@ class PreActivationResidual(nn.Module):
 
     def __init__(self, features: int):
         super().__init__()
-        self.act = ShiftedSoftplus()
+        self.act = PhysNetShiftedSoftplus()
         self.dense = nn.Linear(features, features)
         self.residual = nn.Linear(features, features)
         self.reset_parameters()
@@ -167,7 +167,7 @@ class PhysNetInteractionLayer(MessagePassing):
 
     def __init__(self, features: int, num_rbf: int, num_residual: int):
         super().__init__(aggr="add")
-        self.act = ShiftedSoftplus()
+        self.act = PhysNetShiftedSoftplus()
         self.distance_gate = nn.Linear(num_rbf, features, bias=False)
         self.dense_i = nn.Linear(features, features)
         self.dense_j = nn.Linear(features, features)
@@ -231,7 +231,7 @@ class PhysNetOutputBlock(nn.Module):
 
     def __init__(self, features: int, num_residual: int):
         super().__init__()
-        self.act = ShiftedSoftplus()
+        self.act = PhysNetShiftedSoftplus()
         self.residuals = _residual_stack(features, num_residual)
         self.dense = nn.Linear(features, 2, bias=False)
         self.reset_parameters()
