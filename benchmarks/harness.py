@@ -38,6 +38,7 @@ PEER_BENCHMARKS = {
     "sake": ("sake_inference.py", "sake-gnn 0.0.2.post1 DenseSAKEModel, JAX (.peers/sake)"),
     "ani2x": ("ani2x_inference.py", "TorchANI 2.9.0 ANI-2x, 1 network and the 8-member ensemble (.peers/torchani)"),
     "dimenetpp": ("dimenetpp_inference.py", "torch_geometric 2.8 DimeNetPlusPlus (same process, pure-torch drop-ins)"),
+    "physnet": ("physnet_inference.py", "the authors' TF code, MMunibas/PhysNet e243e2c, tensorflow-cpu 2.21.0 tf.compat.v1 (.peers/physnet_tf)"),
 }
 
 

@@ -7,6 +7,7 @@
 #   benchmarks/peers/setup_envs.sh mace torchmdnet # only these, in the foreground
 #   benchmarks/peers/setup_envs.sh dftd3           # the D3 reference (not built by default)
 #   benchmarks/peers/setup_envs.sh torchani       # TorchANI 2.9.0 (ANI-2x benchmark)
+#   benchmarks/peers/setup_envs.sh physnet_tf     # TensorFlow for the PhysNet authors' TF1 code (golden file)
 #
 # Every env gets torch==2.13.0 first (the local CPU wheel) and all later pip
 # calls run with a constraints file pinning it, so no peer can pull a CUDA torch.
@@ -52,6 +53,8 @@ EOF
             "$py" -c "import dftd3.interface" >/dev/null 2>&1 ;;
         torchani)
             "$py" -c "import torchani, torchani.neurochem" >/dev/null 2>&1 ;;
+        physnet_tf)
+            "$py" -c "import tensorflow.compat.v1 as tf; tf.disable_v2_behavior(); tf.segment_sum" >/dev/null 2>&1 ;;
         *) echo "unknown peer: $name" >&2; return 2 ;;
     esac
 }
@@ -102,6 +105,12 @@ install_torchani() {
     # its weights, which cannot work offline: benchmarks/ani2x_inference.py
     # loads the published NeuroChem files with torchani.neurochem instead.
     pipc torchani "torchani==2.9.0"
+}
+
+install_physnet_tf() {
+    # TensorFlow (CPU) only: MMunibas/PhysNet is a TF1 source tree (no package); its
+    # modules run under tf.compat.v1 (benchmarks/peers/export_physnet_golden.py).
+    pipc physnet_tf "tensorflow-cpu==2.21.0"
 }
 
 build_env() {

@@ -6,6 +6,7 @@ from equinnp.models.base import AtomicOutput, AtomisticModel, Graph
 from equinnp.models.dimenetpp import DimeNetPlusPlus
 from equinnp.models.mace import MACE
 from equinnp.models.painn import PaiNN
+from equinnp.models.physnet import PhysNet
 from equinnp.models.sake import SAKE
 from equinnp.models.schnet import SchNet
 from equinnp.models.tensornet import TensorNet
@@ -18,7 +19,8 @@ ARCHITECTURES = {
     "sake": SAKE,
     "ani2x": ANI2x,
     "dimenetpp": DimeNetPlusPlus,
+    "physnet": PhysNet,
 }
 
-__all__ = ["ANI2x", "ARCHITECTURES", "AtomicOutput", "AtomisticModel", "DimeNetPlusPlus", "Graph", "MACE", "PaiNN", "SAKE",
+__all__ = ["ANI2x", "ARCHITECTURES", "AtomicOutput", "AtomisticModel", "DimeNetPlusPlus", "Graph", "MACE", "PaiNN", "PhysNet", "SAKE",
            "SchNet", "TensorNet"]
