@@ -180,6 +180,8 @@ def test_pretrained_predicts_a_new_molecule_and_its_forces_are_the_gradient(ani2
     data = molecule(atoms.numbers, atoms.positions)
     out = ani2x64(data)
     assert 0 < out.energy_std.item() < 0.05  # eV: an ordinary molecule, the members agree
+    # the calculator reports the spread too (float32 network there, float64 here)
+    assert abs(atoms.calc.results["energy_std"] - out.energy_std.item()) < 1e-3 * out.energy_std.item() + 1e-5
     reference = out.forces.detach()
     np.testing.assert_allclose(forces, reference.numpy(), rtol=0, atol=1e-4)  # float32 network vs float64
     h = 2e-4  # CELU(0.1) is C1 only: a finer step than the contract's 1e-3 Å keeps the stencil off its kinks

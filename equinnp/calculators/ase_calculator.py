@@ -43,7 +43,8 @@ class EquinnpCalculator(Calculator):
     Results: ``energy`` and ``free_energy`` (eV), ``energies`` [N] (eV),
     ``forces`` [N, 3] (eV/Å), for periodic cells ``stress`` (eV/Å³, Voigt
     order xx yy zz yz xz xy, positive under tension), and ``charges`` [N] (e)
-    and ``dipole`` [3] (e·Å) when the model predicts them. The total charge
+    and ``dipole`` [3] (e·Å) when the model predicts them, ``energy_std`` (eV) for
+    ensembles (ANI-2x: the spread of the members). The total charge
     and the spin multiplicity are read from ``atoms.info["charge"]`` and
     ``atoms.info["spin"]`` (2S+1; defaults 0 and 1 unless the model requires them).
 
@@ -68,7 +69,7 @@ class EquinnpCalculator(Calculator):
         ``equinnp.compiled``); a string names the backend (default ``"inductor"``).
     """
 
-    implemented_properties = ["energy", "free_energy", "energies", "forces", "stress", "charges", "dipole"]
+    implemented_properties = ["energy", "free_energy", "energies", "forces", "stress", "charges", "dipole", "energy_std"]
 
     def __init__(self, model, device: str = "cpu", dtype=None, skin: float = 1.0, threads: Optional[int] = None,
                  compile=False, **kwargs):
@@ -157,6 +158,8 @@ class EquinnpCalculator(Calculator):
             self.results["charges"] = out.charges.detach().cpu().double().numpy()
         if getattr(out, "dipole", None) is not None:
             self.results["dipole"] = out.dipole[0].detach().cpu().double().numpy()
+        if getattr(out, "energy_std", None) is not None:  # ensembles (ANI-2x): spread of the members, eV
+            self.results["energy_std"] = float(out.energy_std[0])
 
     def get_hessian(self, atoms=None) -> np.ndarray:
         """Hessian [3N, 3N] (eV/Å², atom by atom, x y z) of ``atoms`` (default: the last ones), by ``Potential.hessian``."""
