@@ -228,6 +228,46 @@ def test_mixed_system_ml_part_is_the_ase_energy_of_the_ml_atoms(model_path):
     assert openmm_results(ctx, groups={0})[0] == pytest.approx(mm_energy, rel=1e-9)
 
 
+def test_interpolated_mixed_system_goes_from_mm_to_ml_mm(model_path):
+    atoms = water_box(seed=2)
+    path = model_path.replace("model.pt", "water_model_2.pt")
+    tiny((1, 8)).save(path)
+    topology = water_topology(atoms)
+    mm_system = app.ForceField("amber14/tip3p.xml").createSystem(topology, nonbondedMethod=app.PME,
+                                                                 nonbondedCutoff=0.45 * unit.nanometer)
+    potential = MLPotential("equinnp", model=path)
+    plain = openmm_results(context(potential.createMixedSystem(topology, mm_system, [3, 4, 5]), atoms))
+    ctx = context(potential.createMixedSystem(topology, mm_system, [3, 4, 5], interpolate=True), atoms)  # copies the force
+    ctx.setParameter("lambda_interpolate", 1.0)
+    assert openmm_results(ctx)[0] == pytest.approx(plain[0], rel=1e-10)
+    ctx.setParameter("lambda_interpolate", 0.0)
+    assert openmm_results(ctx)[0] == pytest.approx(openmm_results(context(mm_system, atoms))[0], rel=1e-9)
+
+
+def test_total_charge_and_multiplicity_reach_the_model(tmp_path):
+    torch.manual_seed(0)
+    potential = equinnp.build_potential("painn", cutoff=4.0, elements=[1, 6, 8], dtype="float64", scale=0.3,
+                                        reference_energies={1: -13.6, 6: -1030.0, 8: -2040.0}, charge_embedding=True,
+                                        spin_embedding=True,
+                                        **equinnp.ARCHITECTURES["painn"].tiny).eval()
+    potential.save(tmp_path / "charged.pt")
+    atoms = ethanol_atoms()
+    topology = molecule_topology(atoms.numbers)
+    ml = MLPotential("equinnp", model=str(tmp_path / "charged.pt"))
+    with pytest.raises(ValueError, match=r"needs the total charge .*: pass charge="):
+        ml.createSystem(topology, multiplicity=2)
+    with pytest.raises(ValueError, match=r"needs the total spin .*: pass multiplicity="):
+        ml.createSystem(topology, charge=1)
+    energies = {}
+    for charge, multiplicity in ((1, 2), (-1, 2), (1, 4)):
+        ctx = context(ml.createSystem(topology, charge=charge, multiplicity=multiplicity), atoms)
+        charged = atoms.copy()
+        charged.info.update(charge=charge, spin=multiplicity)
+        assert_equal_to_ase(ctx, charged, potential)
+        energies[charge, multiplicity] = openmm_results(ctx)[0]
+    assert len(set(energies.values())) == 3  # each total changes the energy
+
+
 # ------------------------------------------------------------------ bad input
 def test_unknown_element_is_named_with_its_atom(model_path):
     topology = molecule_topology([6, 1, 1, 1, 17])
