@@ -182,6 +182,13 @@ def test_water_box_equals_ase_and_follows_box_changes(model_path):
     ctx.setPositions(scaled.positions * unit.angstrom)
     assert_equal_to_ase(ctx, scaled, potential)
 
+    triclinic = atoms.copy()  # a triclinic box (OpenMM's reduced form), the atoms where they were
+    triclinic.set_cell([[WATER_SIDE, 0, 0], [1.0, WATER_SIDE, 0], [-0.8, 1.2, WATER_SIDE]])
+    ctx.setPeriodicBoxVectors(*(triclinic.cell.array * unit.angstrom))
+    ctx.setPositions(triclinic.positions * unit.angstrom)
+    assert_equal_to_ase(ctx, triclinic, potential)
+    assert openmm_results(ctx)[0] != pytest.approx(ase_results(atoms, potential)[0], rel=1e-6)  # the tilt counts
+
     system.addForce(openmm.MonteCarloBarostat(1000 * unit.bar, 300 * unit.kelvin, 1))  # a volume move every step
     npt = context(system, atoms, openmm.LangevinMiddleIntegrator(300 * unit.kelvin, 1 / unit.picosecond, 0.5 * unit.femtosecond))
     npt.getIntegrator().setRandomNumberSeed(3)
@@ -192,6 +199,19 @@ def test_water_box_equals_ase_and_follows_box_changes(model_path):
     assert abs(box[0, 0] - WATER_SIDE) > 1e-4  # the barostat changed the box
     now = ase.Atoms(atoms.numbers, positions=state.getPositions(asNumpy=True).value_in_unit(unit.angstrom), cell=box, pbc=True)
     assert_equal_to_ase(npt, now, potential)
+
+
+def test_cpu_platform_gives_the_reference_platform_numbers(model_path):
+    atoms = water_box(seed=1)
+    topology = water_topology(atoms)
+    system = MLPotential("equinnp", model=model_path).createSystem(topology)
+    results = []
+    for platform in ("Reference", "CPU"):
+        ctx = openmm.Context(system, openmm.VerletIntegrator(0.001), openmm.Platform.getPlatformByName(platform))
+        ctx.setPositions(atoms.positions * unit.angstrom)
+        results.append(openmm_results(ctx))
+    assert results[1][0] == results[0][0]
+    np.testing.assert_array_equal(results[1][1], results[0][1])  # double precision: the force's own numbers
 
 
 def test_copied_system_pickles_the_force_and_gives_the_same_numbers(model_path):
@@ -276,6 +296,10 @@ def test_unknown_element_is_named_with_its_atom(model_path):
     with pytest.raises(ValueError, match=r"Cl \(Z=17\)"):
         MLPotential("equinnp", model=model_path).createSystem(topology)
     openmm_force(model_path, topology, atoms=[0, 1, 2, 3])  # the ML region leaves the chlorine out: fine
+    residue = next(topology.residues())
+    topology.addAtom("EP", None, residue)  # an extra particle (a TIP4P-style site): no element
+    with pytest.raises(ValueError, match=r"topology atom 5 \(EP in residue MOL 1\) has no element"):
+        openmm_force(model_path, topology, atoms=[0, 1, 5])
 
 
 def test_too_small_box_is_refused_naming_the_box(model_path):
