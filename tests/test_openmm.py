@@ -22,7 +22,8 @@ from openmmml import MLPotential  # noqa: E402
 
 import equinnp  # noqa: E402
 from equinnp.calculators import EquinnpCalculator  # noqa: E402
-from equinnp.calculators.openmm_force import openmm_force  # noqa: E402
+from equinnp.calculators import openmm_force as openmm_force_module  # noqa: E402
+from equinnp.calculators.openmm_force import PotentialComputation, openmm_force  # noqa: E402
 from equinnp.data.bundled import ethanol_atoms  # noqa: E402
 
 KJ_PER_MOL = unit.kilojoule_per_mole
@@ -30,6 +31,16 @@ EV = (1 * unit.ev / unit.item).value_in_unit(KJ_PER_MOL)  # kJ/mol per eV, by Op
 EV_PER_ANGSTROM = (1 * unit.ev / unit.item / unit.angstrom).value_in_unit(KJ_PER_MOL / unit.nanometer)
 RTOL = 1e-10
 WATER_SIDE = 9.3  # Å: 27 waters at 3.1 Å spacing (liquid density); the 4 Å cutoff is under half of it
+
+
+class RecordedComputation(PotentialComputation):
+    """A ``PotentialComputation`` that keeps a reference to itself, to read its calculator's neighbor searches."""
+
+    made = []
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        RecordedComputation.made.append(self)
 
 
 def tiny(elements=(1, 6, 8)):
@@ -135,10 +146,13 @@ def test_ethanol_python_force_and_ml_potential_equal_the_ase_calculator(model_pa
     assert_equal_to_ase(context(system, atoms), atoms, potential)
 
 
-def test_ethanol_dynamics_runs_and_nve_conserves_energy(model_path):
+def test_ethanol_dynamics_runs_and_nve_conserves_energy(model_path, monkeypatch):
     atoms = ethanol_atoms()
     topology = molecule_topology(atoms.numbers)
+    monkeypatch.setattr(openmm_force_module, "PotentialComputation", RecordedComputation)
+    RecordedComputation.made.clear()
     system = MLPotential("equinnp", model=model_path).createSystem(topology, removeCMMotion=False)
+    (computation,) = RecordedComputation.made
     langevin = context(system, atoms, openmm.LangevinMiddleIntegrator(300 * unit.kelvin, 1 / unit.picosecond, 0.5 * unit.femtosecond))
     langevin.getIntegrator().setRandomNumberSeed(1)
     langevin.setVelocitiesToTemperature(300 * unit.kelvin, 1)
@@ -157,6 +171,8 @@ def test_ethanol_dynamics_runs_and_nve_conserves_energy(model_path):
     assert kinetic > 1.0
     # 100 fs at 0.5 fs: |ΔE_tot| under 2e-5 eV/atom (measured 7.5e-6; with forces 1 % off the gradient: 2.4e-4)
     assert np.abs(np.array(totals) - totals[0]).max() < 2e-5 * EV * len(atoms)
+    searches = computation.calculator.neighbor_searches  # 10 Langevin + 200 Verlet steps, each with its force call
+    assert 1 <= searches < 20  # the Verlet skin reused the neighbor list most steps
     moved = atoms.copy()  # after 200 steps with the skin: still the ASE calculator's numbers
     moved.positions = nve.getState(getPositions=True).getPositions(asNumpy=True).value_in_unit(unit.angstrom)
     assert_equal_to_ase(nve, moved, tiny())
