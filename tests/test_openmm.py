@@ -321,8 +321,13 @@ def test_unknown_element_is_named_with_its_atom(model_path):
 def test_too_small_box_is_refused_naming_the_box(model_path):
     atoms = ethanol_atoms()
     topology = molecule_topology(atoms.numbers, box=np.eye(3) * 0.02)  # 0.02 Å: a box given in the wrong units
+    with pytest.raises(ValueError, match=r"the topology's periodic box \[\[0.002, 0.0, 0.0\].*nm.*periodic images"):
+        openmm_force(model_path, topology)
+    with pytest.raises(ValueError, match=r"periodic box \[\[0.002, 0.0, 0.0\].*nm.*periodic images"):
+        MLPotential("equinnp", model=model_path).createSystem(topology)
+    topology.setPeriodicBoxVectors(np.eye(3) * 3.0 * unit.angstrom)  # narrower than the cutoff: fine (several images)
     ctx = context(system_with(openmm_force(model_path, topology), topology), atoms)
-    ctx.setPeriodicBoxVectors(*(np.eye(3) * 0.02 * unit.angstrom))
+    ctx.setPeriodicBoxVectors(*(np.eye(3) * 0.02 * unit.angstrom))  # later shrunk in the context: refused when evaluated
     with pytest.raises(openmm.OpenMMException, match=r"periodic box \[\[0.002, 0.0, 0.0\].*nm.*periodic images"):
         ctx.getState(getEnergy=True)
 

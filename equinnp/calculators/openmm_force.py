@@ -75,6 +75,28 @@ def _check_elements(numbers: np.ndarray, indices: Sequence[int], potential) -> N
                          f"trained on (it knows {' '.join(chemical_symbols[z] for z in potential.elements)})")
 
 
+def _box_description(box_nm: np.ndarray) -> str:
+    return f"periodic box {np.round(box_nm, 6).tolist()} nm"
+
+
+def _check_box(topology, potential) -> None:
+    """Refuse, at construction, a topology box the neighbor search would refuse (far narrower than the cutoff)."""
+    import torch
+    from openmm import unit
+
+    from equinnp.neighbors import radius_graph
+
+    box = topology.getPeriodicBoxVectors()
+    if box is None:
+        return
+    box_nm = np.array(box.value_in_unit(unit.nanometer), dtype=np.float64)  # [3, 3]
+    try:  # one atom: the search's own check of the cell and its images, at no cost
+        radius_graph(torch.zeros(1, 3, dtype=torch.float64), potential.search_cutoff,
+                     cell=torch.as_tensor(box_nm * ANGSTROM_PER_NM).reshape(1, 3, 3), pbc=torch.ones(1, 3, dtype=torch.bool))
+    except ValueError as error:
+        raise ValueError(f"the topology's {_box_description(box_nm)}: {error}") from None
+
+
 class PotentialComputation:
     """The function a ``PythonForce`` calls: ``State`` (nm) → (energy in kJ/mol, forces [M, 3] in kJ/mol/nm).
 
@@ -112,7 +134,7 @@ class PotentialComputation:
         except ValueError as error:
             where = f"equinnp force on {len(self.atoms)} atoms"
             if self.periodic:
-                where += f" in the periodic box {np.round(box, 6).tolist()} nm"
+                where += f" in the {_box_description(box)}"
             raise ValueError(f"{where}: {error}") from error
         return energy * KJ_PER_MOL_PER_EV, forces * FORCE_TO_OPENMM
 
@@ -173,6 +195,8 @@ def openmm_force(model, topology, atoms: Optional[Sequence[int]] = None, *, char
                              f"pass {option}=...")
     if periodic is None:
         periodic = topology.getPeriodicBoxVectors() is not None
+    if periodic:
+        _check_box(topology, potential)
     computation = PotentialComputation(calculator, numbers, periodic, charge, multiplicity)
     force = openmm.PythonForce(computation)
     force.setUsesPeriodicBoundaryConditions(bool(periodic))
