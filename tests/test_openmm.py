@@ -54,6 +54,9 @@ def tiny(elements=(1, 6, 8)):
 
 @pytest.fixture(scope="module")
 def model_path(tmp_path_factory):
+    assert "equinnp" in MLPotential._implFactories, (
+        "openmm-ml found no 'equinnp' entry point: install equinnp (pip install -e .) so that its "
+        "openmmml.potentials entry point is registered")
     path = tmp_path_factory.mktemp("openmm") / "model.pt"
     tiny().save(path)
     return str(path)
