@@ -347,6 +347,8 @@ def test_bad_options_are_refused(model_path):
         openmm_force(model_path, topology, atoms=[0, 9])
     with pytest.raises(ValueError, match=r"atom indices \[1\] are given more than once"):
         openmm_force(model_path, topology, atoms=[0, 1, 1])
+    with pytest.raises(ValueError, match=r"atoms must be integer indices"):
+        openmm_force(model_path, topology, atoms=[0, 1.5])
 
 
 def test_pyproject_declares_the_registry_entry_and_the_extras():

@@ -24,6 +24,8 @@ order given, and the rest of the system feels no force from it.
 
 from __future__ import annotations
 
+import operator
+from collections import Counter
 from typing import Optional, Sequence
 
 import numpy as np
@@ -44,14 +46,17 @@ def topology_numbers(topology, atoms: Optional[Sequence[int]] = None) -> np.ndar
     if atoms is None:
         chosen = every
     else:
-        indices = [int(i) for i in atoms]
+        try:
+            indices = [operator.index(i) for i in atoms]
+        except TypeError:
+            raise ValueError(f"atoms must be integer indices into the topology, got {list(atoms)[:5]}") from None
         if len(indices) == 0:
             raise ValueError("atoms is empty: give the indices of the atoms the potential applies to (or None for all)")
         bad = [i for i in indices if not 0 <= i < len(every)]
         if bad:
             raise ValueError(f"atom indices {bad[:5]} are outside the topology's {len(every)} atoms (0..{len(every) - 1})")
         if len(set(indices)) != len(indices):
-            repeated = sorted({i for i in indices if indices.count(i) > 1})
+            repeated = sorted(i for i, count in Counter(indices).items() if count > 1)
             raise ValueError(f"atom indices {repeated[:5]} are given more than once")
         chosen = [every[i] for i in indices]
     missing = [atom for atom in chosen if atom.element is None]
@@ -185,10 +190,11 @@ def openmm_force(model, topology, atoms: Optional[Sequence[int]] = None, *, char
 
     if not isinstance(force_group, int) or not 0 <= force_group <= 31:
         raise ValueError(f"force_group must be an integer 0..31, got {force_group!r}")
+    atoms = None if atoms is None else list(atoms)  # read once: a generator would be spent by the first pass
     calculator = EquinnpCalculator(model, device=device, dtype=dtype, skin=skin, threads=threads)
     potential = calculator.potential
     numbers = topology_numbers(topology, atoms)
-    _check_elements(numbers, range(topology.getNumAtoms()) if atoms is None else list(atoms), potential)
+    _check_elements(numbers, range(topology.getNumAtoms()) if atoms is None else atoms, potential)
     for value, name, option in ((charge, "charge", "charge"), (multiplicity, "spin", "multiplicity")):
         if value is None and getattr(potential.model, f"requires_{name}"):
             raise ValueError(f"this {potential.architecture} model needs the total {name} of the atoms it applies to: "
@@ -202,5 +208,5 @@ def openmm_force(model, topology, atoms: Optional[Sequence[int]] = None, *, char
     force.setUsesPeriodicBoundaryConditions(bool(periodic))
     force.setForceGroup(force_group)
     if atoms is not None:
-        force.setParticles([int(i) for i in atoms])
+        force.setParticles([operator.index(i) for i in atoms])
     return force
