@@ -147,6 +147,8 @@ def test_ethanol_python_force_and_ml_potential_equal_the_ase_calculator(model_pa
     assert_equal_to_ase(context(system, atoms), atoms, potential)
     system = MLPotential("equinnp", modelPath=model_path).createSystem(topology, precision="double", skin=0.5, threads=1)
     assert_equal_to_ase(context(system, atoms), atoms, potential)
+    system = MLPotential("equinnp", model=tiny()).createSystem(topology, device="cpu")  # a Potential object
+    assert_equal_to_ase(context(system, atoms), atoms, potential)
 
 
 def test_ethanol_dynamics_runs_and_nve_conserves_energy(model_path, monkeypatch):
