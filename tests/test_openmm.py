@@ -16,15 +16,15 @@ import numpy as np
 import pytest
 import torch
 
-openmm = pytest.importorskip("openmm")  # the "openmm" extra; part of the "test" extra
-from openmm import app, unit  # noqa: E402
-from openmmml import MLPotential  # noqa: E402
+import openmm  # the "openmm" extra, part of the "test" extra: a missing install fails here, not skipped
+from openmm import app, unit
+from openmmml import MLPotential
 
-import equinnp  # noqa: E402
-from equinnp.calculators import EquinnpCalculator  # noqa: E402
-from equinnp.calculators import openmm_force as openmm_force_module  # noqa: E402
-from equinnp.calculators.openmm_force import PotentialComputation, openmm_force  # noqa: E402
-from equinnp.data.bundled import ethanol_atoms  # noqa: E402
+import equinnp
+from equinnp.calculators import EquinnpCalculator
+from equinnp.calculators import openmm_force as openmm_force_module
+from equinnp.calculators.openmm_force import PotentialComputation, openmm_force
+from equinnp.data.bundled import ethanol_atoms
 
 KJ_PER_MOL = unit.kilojoule_per_mole
 EV = (1 * unit.ev / unit.item).value_in_unit(KJ_PER_MOL)  # kJ/mol per eV, by OpenMM's unit system
