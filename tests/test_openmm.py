@@ -149,6 +149,12 @@ def test_ethanol_python_force_and_ml_potential_equal_the_ase_calculator(model_pa
     assert_equal_to_ase(context(system, atoms), atoms, potential)
     system = MLPotential("equinnp", model=tiny()).createSystem(topology, device="cpu")  # a Potential object
     assert_equal_to_ase(context(system, atoms), atoms, potential)
+    ml = MLPotential("equinnp", model=model_path)
+    single = openmm_results(context(ml.createSystem(topology, precision="single"), atoms))[1]
+    double = openmm_results(context(system, atoms))[1]
+    deviation = np.abs(single - double).max() / np.abs(double).max()
+    assert 1e-10 < deviation < 1e-5  # the network ran in float32
+    assert_equal_to_ase(context(ml.createSystem(topology), atoms), atoms, potential)  # the single one left it float64
 
 
 def test_ethanol_dynamics_runs_and_nve_conserves_energy(model_path, monkeypatch):
