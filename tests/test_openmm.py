@@ -315,6 +315,22 @@ def test_total_charge_and_multiplicity_reach_the_model(tmp_path):
     assert len(set(energies.values())) == 3  # each total changes the energy
 
 
+def test_long_range_is_reported_for_a_coulomb_term_over_all_pairs():
+    from equinnp.postprocessing import AtomicReferenceEnergies
+    from equinnp.postprocessing.coulomb import Coulomb
+    from equinnp.potential import Potential
+
+    charged = equinnp.build_potential("painn", cutoff=4.0, elements=[1, 8], charge_head=True,
+                                      **equinnp.ARCHITECTURES["painn"].tiny)
+    long_range = {}
+    for method in ("direct", "ewald", "dsf"):
+        potential = Potential(charged.model, architecture="painn",
+                              energy_terms=[AtomicReferenceEnergies([1, 8]), Coulomb(method=method)])
+        long_range[method] = MLPotential("equinnp", model=potential)._impl.getMLLongRange()
+    assert long_range == {"direct": True, "ewald": True, "dsf": False}
+    assert MLPotential("equinnp", model=tiny())._impl.getMLLongRange() is False  # short-range: no mlLongRange= needed
+
+
 # ------------------------------------------------------------------ bad input
 def test_unknown_element_is_named_with_its_atom(model_path):
     topology = molecule_topology([6, 1, 1, 1, 17])
