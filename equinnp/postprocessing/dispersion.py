@@ -32,8 +32,8 @@ each cutoff (default 0.1; aimnet switches its 15 Å D3 over the last 20 %).
 their numbers (``tests/test_dispersion.py``).
 
 The three-body (Axilrod-Teller-Muto) term is added when ``s9`` > 0
-(``equinnp.postprocessing.dispersion_atm``: zero damping with α = ``alp`` = 14
-and 4/3 of the pairwise D3 radii, C9 from the geometric mean of the pair C6,
+(``equinnp.postprocessing.dispersion_atm``: zero damping with exponent ``alp`` + 2
+= 16 and 4/3 of the pairwise D3 radii, C9 from the geometric mean of the pair C6,
 as simple-dftd3) over the triangles whose three sides are within
 ``atm_cutoff`` (default 40 bohr, simple-dftd3's), each side switched off
 smoothly as the pairs are. The default ``s9 = 0`` is two-body only; note that
@@ -120,7 +120,8 @@ class D3Dispersion(EnergyTerm):
         Scaling of the three-body (ATM) term: 0 (default) two-body only, 1 the
         published "D3(BJ)-ATM"; finite and >= 0.
     alp : float
-        Exponent α of the three-body zero damping (simple-dftd3's default 14).
+        simple-dftd3's damping parameter of the three-body term (default 14; the
+        zero-damping exponent on the geometric means is ``alp`` + 2 = 16).
     cutoff, cn_cutoff, atm_cutoff : float
         Cutoffs (Å) of the pair energy, the coordination numbers and the sides of the
         three-body triangles (defaults: 60, 40 and 40 bohr).

@@ -14,7 +14,9 @@ A, B, C (periodic images included) whose three sides are within the cutoff:
 with :math:`\bar r = (r_{AB} r_{AC} r_{BC})^{1/3}` and
 :math:`\bar R_0 = s_{r,9} (R_0^{AB} R_0^{AC} R_0^{BC})^{1/3}` geometric means,
 :math:`s_{r,9} = 4/3`, :math:`R_0^{AB}` the pairwise D3 cutoff radii (Grimme's
-``r0ab`` table) and :math:`\alpha` = ``alp`` (14, simple-dftd3's default). The
+``r0ab`` table) and :math:`\alpha` = ``alp`` + 2 = 16 (Grimme 2010's three-body
+exponent; simple-dftd3 1.7.0 takes ``alp`` = 14 and raises the ratio of the
+products of the three radii and sides to (``alp`` + 2)/3, the same thing). The
 angular factor is written with squared sides,
 
 .. math::
@@ -82,7 +84,8 @@ def atm_energy(v_ij: Tensor, v_ik: Tensor, c6_ij: Tensor, c6_ik: Tensor, c6_jk: 
     """Energy (hartree) [T] of each triangle (i, j, k) from the sides ``v_ij``, ``v_ik`` [T, 3] (bohr).
 
     ``c6_*`` [T] (hartree bohr⁶) are the pair C6, ``r0_*`` [T] (bohr) the pairwise
-    cutoff radii before the 4/3 scaling; ``v_jk = v_ik − v_ij``.
+    cutoff radii before the 4/3 scaling; ``v_jk = v_ik − v_ij``; ``alp`` as
+    simple-dftd3's (14 gives the exponent 16 on the geometric means).
     """
     r2_ij = v_ij.square().sum(-1)  # [T]
     r2_ik = v_ik.square().sum(-1)
