@@ -326,9 +326,15 @@ def test_smooth_near_a_symmetric_site(name, dtype, seed):
 # ------------------------------------------------- models that predict charges
 # Every architecture with a charge-head option, with each charge-conservation transform,
 # with the total charge/spin embedding on.
+# SchNet, PaiNN and PhysNet run every combination by default; the other architectures run
+# weighted charges in float64 by default and the other three combinations with -m slow.
+FULL_CHARGE_MATRIX = {"schnet", "painn", "physnet"}
 CHARGED = [(n, t, d) for n in NAMES if "charge_head" in model_hyperparameters(n)
            for t in ("uniform_charges", "weighted_charges") for d in DTYPES]
-charged = pytest.mark.parametrize("name, transform, dtype", CHARGED)
+charged = pytest.mark.parametrize("name, transform, dtype", [
+    pytest.param(n, t, d, marks=() if n in FULL_CHARGE_MATRIX or (t, d) == ("weighted_charges", "float64") else pytest.mark.slow)
+    for n, t, d in CHARGED
+])
 
 
 @functools.lru_cache(maxsize=None)
@@ -384,5 +390,57 @@ def test_charged_potentials_pass_the_energy_contract(name, transform, dtype, rmd
     pot = tiny_charge_potential(name, transform, dtype)
     data = _charged(rmd17_frames[3], 1, 2)
     contract.check_rotation(pot, data, random_rotation(3, reflection=None))
+    contract.check_finite_difference_forces(pot, data, atoms=[0, 12])
+    contract.check_batch_consistency(pot, [data, _charged(rmd17_frames[0], -1)])
+
+
+# ------------------------------------------------- models that read the total charge and spin
+# Every architecture with the charge/spin embedding option (with it off, a charge changes nothing).
+EMBEDDED = [(n, d) for n in NAMES if "charge_embedding" in model_hyperparameters(n) for d in DTYPES]
+embedded = pytest.mark.parametrize("name, dtype", EMBEDDED)
+
+
+@functools.lru_cache(maxsize=None)
+def tiny_embedded_potential(name: str, dtype: str = "float64"):
+    """A tiny potential with the total charge and spin embedding on (no charge head)."""
+    cls = equinnp.ARCHITECTURES[name]
+    build = functools.partial(
+        equinnp.build_potential, name, cutoff=CUTOFF, elements=ELEMENTS, scale=SCALE, shift=SHIFT,
+        reference_energies=REFERENCE, charge_embedding=True, spin_embedding=True, **cls.tiny,
+    )
+    return perturbed(build, dtype)
+
+
+def test_every_architecture_has_the_charge_embedding_option():
+    with_option = {n for n, _ in EMBEDDED}
+    reads_totals_by_design = {n for n in NAMES if equinnp.ARCHITECTURES[n].requires_charge}
+    assert with_option | reads_totals_by_design == set(NAMES)
+
+
+@embedded
+def test_energy_depends_on_the_total_charge_and_spin_and_needs_them(name, dtype, rmd17_frames):
+    pot = tiny_embedded_potential(name, dtype)
+    assert pot.model.requires_charge and pot.model.requires_spin
+    data = rmd17_frames[0]
+    energies = {(q, m): float(pot(_charged(data, q, m), compute_forces=False).energy.detach()) for q, m in ((0, 1), (1, 1), (-1, 1), (0, 3))}
+    tolerance = 1e-6 * max(1.0, max(abs(e) for e in energies.values()))
+    neutral = energies[(0, 1)]
+    for key, energy in energies.items():
+        if key != (0, 1):
+            assert abs(energy - neutral) > tolerance, (name, key, energies)
+    with_charge = copy.copy(data)
+    with_charge.charge = torch.tensor([1.0], dtype=torch.float64)
+    with pytest.raises(ValueError, match="needs the total charge"):
+        pot(data)
+    with pytest.raises(ValueError, match="spin"):
+        pot(with_charge)
+
+
+@pytest.mark.parametrize("name, dtype", [(n, d) for n, d in EMBEDDED if (n, "uniform_charges", d) not in CHARGED])
+def test_embedded_potentials_pass_the_energy_contract(name, dtype, rmd17_frames):
+    """For the architectures without a charge head (those with one: test_charged_potentials_pass_the_energy_contract)."""
+    pot = tiny_embedded_potential(name, dtype)
+    data = _charged(rmd17_frames[3], 1, 2)
+    contract.check_rotation(pot, data, random_rotation(4, reflection=None))
     contract.check_finite_difference_forces(pot, data, atoms=[0, 12])
     contract.check_batch_consistency(pot, [data, _charged(rmd17_frames[0], -1)])

@@ -201,7 +201,7 @@ def _charged_system_potential(dtype="float64"):
         postprocessing={"transforms": ["scale_shift", "weighted_charges"], "energy_terms": [
             "reference_energies", {"name": "coulomb", "shielding": "physnet", "switch_radius": 1.5, "method": "ewald",
                                    "ewald_cutoff": 5.0, "ewald_accuracy": 1e-8}, "zbl",
-            {"name": "d3", "functional": "pbe", "cutoff": 6.0, "cn_cutoff": 5.0}]},
+            {"name": "d3", "functional": "pbe", "cutoff": 6.0, "cn_cutoff": 5.0, "s9": 1.0, "atm_cutoff": 4.0}]},
     )
     with torch.no_grad():
         for parameter in pot.parameters():
@@ -218,6 +218,14 @@ def test_forces_and_stress_match_finite_differences_with_every_term_on():
     out = pot(crystal)
     for term in ("coulomb", "zbl", "d3"):
         assert float(out.energy_terms[term].detach().abs().sum()) > 1e-3, term
+    d3 = next(term for term in pot.energy_terms if term.name == "d3")
+    assert d3.s9 == 1.0 and d3.atm_cutoff == 4.0  # the three-body term is on
+    from equinnp.postprocessing import D3Dispersion
+
+    three_body = [float(fixed_charge_potential([D3Dispersion([1, 6, 8], **{**d3.config(), "s9": s9})], elements=(1, 6, 8),
+                                               charges=(0.0, 0.0, 0.0))(crystal, compute_forces=False).energy.detach())
+                  for s9 in (0.0, 1.0)]
+    assert abs(three_body[1] - three_body[0]) > 1e-6, three_body
     contract.check_finite_difference_forces(pot, crystal)
     contract.check_stress_finite_difference(pot, crystal)
     molecule = from_arrays([6, 8, 1, 1], [[0, 0, 0], [1.2, 0, 0], [-0.6, 0.9, 0], [-0.5, -0.9, 0.2]], charge=-1.0, dtype=torch.float64)

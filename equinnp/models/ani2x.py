@@ -62,6 +62,13 @@ class ANI2x(AtomisticModel):
         Round η, ζ and the shifts to float32 as TorchANI does (True: the numbers of
         TorchANI's ANI-2x, equal AEVs to 1e-15); False: the exact decimal values
         (AEVs differ by about 4e-7). The cutoffs are exact either way.
+    charge_embedding, spin_embedding : bool
+        Add the total charge / spin multiplicity of each system to every atom's AEV
+        before the element networks (``equinnp.nn.TotalChargeSpinEmbedding`` with
+        F = the AEV length; not in ANI, off by default). The potential then
+        requires ``data.charge`` / ``data.spin``. With it on, the columns of absent
+        elements are no longer zero and are kept. ANI has no per-atom features
+        after the element networks, so it has no charge head.
 
     The AEV columns of elements absent from the batch are exactly zero; they and
     the matching first-layer rows are left out of the products (same numbers).
@@ -95,6 +102,8 @@ class ANI2x(AtomisticModel):
         num_members: int = 1,
         celu_alpha: float = 0.1,
         float32_constants: bool = True,
+        charge_embedding: bool = False,
+        spin_embedding: bool = False,
     ):
         super().__init__(cutoff=cutoff, elements=elements)
         if not 0 < angular_cutoff <= cutoff:
@@ -109,6 +118,7 @@ class ANI2x(AtomisticModel):
             EnsembleElementMLP(self.aev.aev_length, self._hidden(z, hidden_layers), num_members, celu_alpha)
             for z in self.elements
         )
+        self.add_electronic_blocks(self.aev.aev_length, charge_embedding, spin_embedding, charge_head=False)
 
     @staticmethod
     def _hidden(z: int, hidden_layers) -> list:
@@ -124,12 +134,15 @@ class ANI2x(AtomisticModel):
     def reset_parameters(self) -> None:
         for network in self.networks:
             network.reset_parameters()
+        if self.electronic_embedding is not None:
+            self.electronic_embedding.reset_parameters()
 
     def forward(self, graph: Graph) -> AtomicOutput:
         aev = self.aev(graph.species, graph.edge_index, graph.edge_vec, graph.edge_length)  # [N, D]
+        aev = self.embed_totals(aev, graph)  # [N, D]
         present = torch.unique(graph.species)  # [K'], sorted
         columns = None
-        if present.numel() < self.num_elements:
+        if present.numel() < self.num_elements and self.electronic_embedding is None:
             # AEV values of absent elements are exactly 0: leave them (and their first-layer weights) out
             columns = self.aev.columns_for(present)  # [D']
             aev = aev.index_select(1, columns)  # [N, D']

@@ -83,6 +83,13 @@ class DimeNetPlusPlus(AtomisticModel):
         Hidden layers per output block: 3.
     output_initializer : str
         ``"zeros"`` (PyG's default) or ``"glorot_orthogonal"``.
+    charge_embedding, spin_embedding : bool
+        Add the total charge / spin multiplicity of each system to the atom
+        embedding h = Emb[Z] that the initial messages are built from
+        (``equinnp.nn.TotalChargeSpinEmbedding``; not in the paper, off by
+        default). The potential then requires ``data.charge`` / ``data.spin``.
+        DimeNet++ has no per-atom hidden features at its output (each output
+        block maps edge messages to energies), so it has no charge head.
 
     Shapes: ``Graph`` with N atoms, E edges, T triplets → ``AtomicOutput.energy`` [N].
     """
@@ -115,6 +122,8 @@ class DimeNetPlusPlus(AtomisticModel):
         num_after_skip: int = 2,
         num_output_layers: int = 3,
         output_initializer: str = "zeros",
+        charge_embedding: bool = False,
+        spin_embedding: bool = False,
     ):
         super().__init__(cutoff=cutoff, elements=elements)
         for name, value in dict(hidden_channels=hidden_channels, out_emb_channels=out_emb_channels,
@@ -137,12 +146,15 @@ class DimeNetPlusPlus(AtomisticModel):
                                num_before_skip, num_after_skip, act)
             for _ in range(num_blocks)
         )
+        self.add_electronic_blocks(hidden_channels, charge_embedding, spin_embedding, charge_head=False)
 
     def reset_parameters(self) -> None:
         self.rbf.reset_parameters()
         self.emb.reset_parameters()
         for block in (*self.output_blocks, *self.interaction_blocks):
             block.reset_parameters()
+        if self.electronic_embedding is not None:
+            self.electronic_embedding.reset_parameters()
 
     def forward(self, graph: Graph) -> AtomicOutput:
         if graph.reverse_edge is None:
@@ -160,7 +172,8 @@ class DimeNetPlusPlus(AtomisticModel):
         layout = triplet_layout(graph.edge_index, graph.reverse_edge, trip, N)
         dense_y = dense_angular(angular, layout)  # [N, D, D·L], shared by all blocks
 
-        m = self.emb(graph.species, rbf, i, j)  # [E, H]
+        h = None if self.electronic_embedding is None else self.embed_totals(self.emb.emb(graph.species), graph)  # [N, H]
+        m = self.emb(graph.species, rbf, i, j, h)  # [E, H]
         energy = self.output_blocks[0](m, rbf, i, N)  # [N, 1]
         for interaction, output in zip(self.interaction_blocks, self.output_blocks[1:]):
             m = interaction(m, rbf, sbf_radial, dense_y, layout)  # [E, H]

@@ -144,6 +144,14 @@ class MACE(AtomisticModel):
         is residual like the others (equinnp 0.1.0's only layout; mace-torch's
         ``ScaleShiftMACE`` with a residual first block). The parameters differ
         in the shape of ``interactions.0.skip_tp.weight`` only.
+    charge_embedding, spin_embedding : bool
+        Add the total charge / spin multiplicity of each system to the initial
+        scalar node features (the C channels of the node embedding) (``equinnp.nn.TotalChargeSpinEmbedding``; not in the paper, off by
+        default). The potential then requires ``data.charge`` / ``data.spin``.
+    charge_head : bool
+        Also predict partial charges from the last layer's scalar features [N, C] (``equinnp.nn.ChargeHead``;
+        not in the paper, off by default): ``outputs`` then includes "charges". Pair
+        it with ``uniform_charges`` or ``weighted_charges``.
     """
 
     paper = (
@@ -173,6 +181,9 @@ class MACE(AtomisticModel):
         readout_mlp: int = 16,
         avg_num_neighbors: Optional[float] = None,
         residual_first_layer: bool = False,
+        charge_embedding: bool = False,
+        spin_embedding: bool = False,
+        charge_head: bool = False,
     ):
         super().__init__(cutoff=cutoff, elements=elements)
         hidden = o3.Irreps(hidden_irreps).simplify()
@@ -231,6 +242,7 @@ class MACE(AtomisticModel):
             self.irreps_A.append(self.interactions[-1].irreps_target)
             self.irreps_h.append(irreps_out)
             irreps_in = irreps_out
+        self.add_electronic_blocks(C, charge_embedding, spin_embedding, charge_head)
 
     def _apply(self, fn, *args, **kwargs):
         super()._apply(fn, *args, **kwargs)
@@ -287,7 +299,7 @@ class MACE(AtomisticModel):
         length = graph.edge_length
         edge_radial = self.radial_basis(length) * self.envelope(length).unsqueeze(-1)  # [E, num_bessel]
         edge_sh = self.spherical_harmonics(graph.edge_vec)  # [E, (l_max+1)^2]
-        h = self.node_embedding(node_attrs)  # [N, C]
+        h = self.embed_totals(self.node_embedding(node_attrs), graph)  # [N, C]
         # Neighbors as a CSR adjacency (rows: centers i). Graph edges come sorted by
         # center, then neighbor: they are already in its order.
         N = graph.species.shape[0]
@@ -312,7 +324,8 @@ class MACE(AtomisticModel):
         return energy, features
 
     def forward(self, graph: Graph) -> AtomicOutput:
-        return AtomicOutput(energy=self._run(graph)[0])
+        energy, features = self._run(graph)
+        return self.atomic_output(energy, features[-1][1])  # the last layer's h: C scalars [N, C]
 
     def __repr__(self) -> str:
         return (

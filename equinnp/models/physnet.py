@@ -45,11 +45,16 @@ class PhysNet(AtomisticModel):
     ``charge_weights`` are all ones, so that ``weighted_charges`` reduces to the
     same uniform correction (PhysNet has no per-atom weights).
 
-    After every forward, ``self.nonhierarchicality`` holds the
-    non-hierarchicality penalty of that batch (a scalar tensor in the graph,
-    ``equinnp.nn.physnet_layers.nonhierarchicality_penalty``; paper weight
-    0.01). **The trainer does not add it to the loss yet**: a training loop
-    that wants it adds ``λ · model.nonhierarchicality`` itself.
+    After every forward, two attributes hold that batch's per-module results
+    (tensors in the autograd graph, replaced at the next forward):
+
+    - ``self.module_outputs`` [M, N, 2]: :math:`(E_i^m, q_i^m)` of every module m
+      (before the charge scale and shift; the energies before ``scale_shift``);
+    - ``self.nonhierarchicality`` (scalar): the non-hierarchicality penalty of
+      the batch (``equinnp.nn.physnet_layers.nonhierarchicality_penalty``).
+      ``equinnp train`` adds :math:`\lambda_\text{nh}` times it to the training
+      loss with ``training.loss.nonhierarchicality: 0.01`` (the paper's weight;
+      0, the default, leaves it out).
 
     Parameters
     ----------
@@ -120,6 +125,7 @@ class PhysNet(AtomisticModel):
         self.predicts_charges = bool(charge_head)
         self.outputs = ("energy", "charges") if charge_head else ("energy",)
         self.nonhierarchicality: Optional[Tensor] = None
+        self.module_outputs: Optional[Tensor] = None
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -141,7 +147,8 @@ class PhysNet(AtomisticModel):
             x = interaction(x, graph.edge_index, rbf)  # [N, F]
             module_outputs.append(output_block(x))  # [N, 2]
         self.nonhierarchicality = nonhierarchicality_penalty(module_outputs)
-        summed = torch.stack(module_outputs).sum(0)  # [N, 2]
+        self.module_outputs = torch.stack(module_outputs)  # [M, N, 2]
+        summed = self.module_outputs.sum(0)  # [N, 2]
         energy = summed[:, 0]  # [N]
         if not self.predicts_charges:
             return AtomicOutput(energy=energy)

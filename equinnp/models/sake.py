@@ -88,6 +88,14 @@ class SAKE(AtomisticModel):
         Upper end (Å) of the radial functions' initial spacing (reference: 5 Å).
     update_positions : bool
         Move the atoms between layers (paper: True; False is the paper's "no update" ablation).
+    charge_embedding, spin_embedding : bool
+        Add the total charge / spin multiplicity of each system to the initial
+        features h⁰ (``equinnp.nn.TotalChargeSpinEmbedding``; not in the paper, off
+        by default). The potential then requires ``data.charge`` / ``data.spin``.
+    charge_head : bool
+        Also predict partial charges from the last layer's features h [N, F]
+        (``equinnp.nn.ChargeHead``; not in the paper, off by default): ``outputs``
+        then includes "charges". Pair it with ``uniform_charges`` or ``weighted_charges``.
 
     Shapes: ``Graph`` with N atoms, E edges → ``AtomicOutput.energy`` [N].
     """
@@ -106,6 +114,9 @@ class SAKE(AtomisticModel):
         num_rbf: int = 50,
         rbf_upper: float = 5.0,
         update_positions: bool = True,
+        charge_embedding: bool = False,
+        spin_embedding: bool = False,
+        charge_head: bool = False,
     ):
         super().__init__(cutoff=cutoff, elements=elements)
         for name, value in (("hidden_channels", hidden_channels), ("num_layers", num_layers),
@@ -126,6 +137,7 @@ class SAKE(AtomisticModel):
         )
         self.readout = nn.Sequential(nn.Linear(hidden_channels, hidden_channels), nn.SiLU(),
                                      nn.Linear(hidden_channels, 1))
+        self.add_electronic_blocks(hidden_channels, charge_embedding, spin_embedding, charge_head)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -140,6 +152,9 @@ class SAKE(AtomisticModel):
             if isinstance(module, nn.Linear):
                 lecun_normal_(module.weight)
                 nn.init.zeros_(module.bias)
+        for block in (self.electronic_embedding, self.charge_head):
+            if block is not None:
+                block.reset_parameters()
 
     def states(self, graph: Graph) -> List[SAKEState]:
         """Every layer's features, positions and velocity (positions: ``graph.pos`` plus the displacement)."""
@@ -147,7 +162,7 @@ class SAKE(AtomisticModel):
         center = graph.edge_index[1]
         weight = self.pair_weight(graph.edge_length).unsqueeze(-1)  # [E, 1]
         count = smooth_neighbor_count(weight, center, N)  # [N, 1]
-        h = self.embedding(graph.species)  # [N, F]
+        h = self.embed_totals(self.embedding(graph.species), graph)  # [N, F]
         displacement = graph.pos.new_zeros((N, 3))  # [N, 3] x^(l) - x^(0)
         v: Optional[Tensor] = None
         states = []
@@ -165,7 +180,7 @@ class SAKE(AtomisticModel):
 
     def forward(self, graph: Graph) -> AtomicOutput:
         h = self.states(graph)[-1].h  # [N, F]
-        return AtomicOutput(energy=self.readout(h).squeeze(-1))  # [N]
+        return self.atomic_output(self.readout(h).squeeze(-1), h)  # [N]
 
     def __repr__(self) -> str:
         return (

@@ -277,6 +277,16 @@ class TensorNet(AtomisticModel):
         Train the centers and widths of the radial basis.
     self_loops : bool
         Count each atom as its own neighbor at r = 0, as TorchMD-Net does.
+    charge_embedding, spin_embedding : bool
+        Add the total charge / spin multiplicity of each system to the initial
+        tensors' scalar (identity) part, X_i ← X_i + e_i I with e_i [F] the embedding of
+        :class:`~equinnp.nn.TotalChargeSpinEmbedding`, after the embedding layer; TorchMD-Net's own charge
+        scheme, the factors 1 + 0.1 q in its interaction layers, is not implemented (``equinnp.nn.TotalChargeSpinEmbedding``; not in the paper, off by
+        default). The potential then requires ``data.charge`` / ``data.spin``.
+    charge_head : bool
+        Also predict partial charges from the final scalar features h_i [N, F] (``equinnp.nn.ChargeHead``;
+        not in the paper, off by default): ``outputs`` then includes "charges". Pair
+        it with ``uniform_charges`` or ``weighted_charges``.
 
     Shapes: ``Graph`` with N atoms, E edges → ``AtomicOutput.energy`` [N].
     """
@@ -300,6 +310,9 @@ class TensorNet(AtomisticModel):
         equivariance_invariance_group: str = "O(3)",
         trainable_rbf: bool = False,
         self_loops: bool = True,
+        charge_embedding: bool = False,
+        spin_embedding: bool = False,
+        charge_head: bool = False,
     ):
         super().__init__(cutoff=cutoff, elements=elements)
         if activation not in ACTIVATIONS:
@@ -324,6 +337,7 @@ class TensorNet(AtomisticModel):
         self.out_linear = nn.Linear(3 * F, F)
         self.out_activation = act()
         self.readout = nn.Sequential(nn.Linear(F, F // 2), act(), nn.Linear(F // 2, 1))
+        self.add_electronic_blocks(F, charge_embedding, spin_embedding, charge_head)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -353,6 +367,8 @@ class TensorNet(AtomisticModel):
         cutoff = self.cutoff_fn(pair_length)  # [P]
         self_rbf = self.radial_basis(length.new_zeros(1)) if self.self_loops else None  # [1, K]
         x = self.embedding(graph.species, graph.edge_index, rbf, cutoff, edge_basis(unit, Q), pair, self_rbf)
+        if self.electronic_embedding is not None:  # the totals into the invariant (0e) coefficient, index 0
+            x = torch.cat([self.embed_totals(x[:, 0], graph).unsqueeze(1), x[:, 1:]], dim=1)  # [N, 9, F]
         states = [x]
         for interaction in self.interactions:
             x = interaction(x, graph.edge_index, rbf, cutoff, Q, pair, self_rbf, edges)
@@ -363,7 +379,7 @@ class TensorNet(AtomisticModel):
         x = self.features(graph)[-1]  # [N, 9, F]
         norms = squared_norms(x).reshape(x.shape[0], 3 * self.hidden_channels)  # [N, 3F]: I | A | S
         h = self.out_activation(self.out_linear(self.out_norm(norms)))  # [N, F]
-        return AtomicOutput(energy=self.readout(h).squeeze(-1))  # [N]
+        return self.atomic_output(self.readout(h).squeeze(-1), h)  # [N]
 
     def __repr__(self) -> str:
         return (

@@ -9,7 +9,7 @@ excepted: one row per element here, one per atomic number there). σ is swish
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, Optional
 
 import torch
 from torch import Tensor, nn
@@ -35,6 +35,9 @@ class EmbeddingBlock(nn.Module):
     blocks once per atom and gathered per edge: the same sum as PyG's one
     [E, 3H] product, in fewer operations.
 
+    ``h`` [N, H] replaces :math:`\mathrm{Emb}[Z]` when given (the embedding
+    with the total charge/spin added, ``AtomisticModel.embed_totals``).
+
     Shapes: ``species`` [N], ``rbf`` [E, R], ``i``/``j`` [E] → [E, H].
     """
 
@@ -52,9 +55,9 @@ class EmbeddingBlock(nn.Module):
         self.lin_rbf.reset_parameters()
         self.lin.reset_parameters()
 
-    def forward(self, species: Tensor, rbf: Tensor, i: Tensor, j: Tensor) -> Tensor:
+    def forward(self, species: Tensor, rbf: Tensor, i: Tensor, j: Tensor, h: Optional[Tensor] = None) -> Tensor:
         H = self.hidden_channels
-        h = self.emb(species)  # [N, H]
+        h = self.emb(species) if h is None else h  # [N, H]
         w_i, w_j, w_rbf = self.lin.weight.split(H, dim=1)  # [H, H] each
         radial = self.act(self.lin_rbf(rbf))  # [E, H]
         per_atom_i, per_atom_j = h @ w_i.T, h @ w_j.T  # [N, H]

@@ -1,4 +1,4 @@
-r"""DFT-D3 dispersion with Becke-Johnson (rational) damping, two-body: the ``d3`` energy term.
+r"""DFT-D3 dispersion with Becke-Johnson (rational) damping: the ``d3`` energy term.
 
 Grimme, Antony, Ehrlich, Krieg, J. Chem. Phys. 132, 154104 (2010); BJ damping:
 Grimme, Ehrlich, Goerigk, J. Comput. Chem. 32, 1456 (2011). In atomic units
@@ -31,9 +31,15 @@ each cutoff (default 0.1; aimnet switches its 15 Å D3 over the last 20 %).
 ``smoothing=0`` truncates sharply, as the reference codes do, and gives
 their numbers (``tests/test_dispersion.py``).
 
-The three-body (Axilrod-Teller-Muto) term is not implemented: ``s9`` must be 0,
-so compare with the reference codes with s9 = 0 (simple-dftd3's
-``RationalDampingParam`` defaults to s9 = 1).
+The three-body (Axilrod-Teller-Muto) term is added when ``s9`` > 0
+(``equinnp.postprocessing.dispersion_atm``: zero damping with exponent ``alp`` + 2
+= 16 and 4/3 of the pairwise D3 radii, C9 from the geometric mean of the pair C6,
+as simple-dftd3) over the triangles whose three sides are within
+``atm_cutoff`` (default 40 bohr, simple-dftd3's), each side switched off
+smoothly as the pairs are. The default ``s9 = 0`` is two-body only; note that
+simple-dftd3's ``RationalDampingParam`` defaults to s9 = 1. The number of
+triangles grows as the cube of ``atm_cutoff`` times the density: for a dense
+periodic cell, a smaller ``atm_cutoff`` (15-20 bohr) keeps the cost bounded.
 
 Data: the reference C6 values, reference CNs, r4r2 and D3 covalent radii are
 read from the installed ``tad-dftd3`` / ``tad-mctc`` packages (Apache-2.0; the
@@ -51,6 +57,7 @@ labels minus D3, which is the same as training on D3-subtracted labels.
 
 from __future__ import annotations
 
+import math
 from typing import Optional, Sequence
 
 import torch
@@ -59,6 +66,7 @@ from torch import Tensor
 from equinnp.nn.scatter import scatter_sum
 from equinnp.postprocessing.base import EnergyTerm
 from equinnp.postprocessing.coulomb_kernels import smootherstep
+from equinnp.postprocessing.dispersion_atm import atm_energy, edge_pairs_at_centres
 from equinnp.postprocessing.float64 import keep_float64
 
 __all__ = ["D3Dispersion", "BOHR", "HARTREE", "d3_parameters"]
@@ -78,7 +86,10 @@ def _tables():
             'pip install "equinnp[d3]" (tad-dftd3==0.7.0, pure Python)'
         ) from None
     reference = Reference(dtype=torch.float64, device=torch.device("cpu"))
-    return reference.cn, reference.c6, R4R2(dtype=torch.float64), COV_D3(dtype=torch.float64)
+    from tad_mctc.data.radii import VDW_PAIRWISE
+
+    return (reference.cn, reference.c6, R4R2(dtype=torch.float64), COV_D3(dtype=torch.float64),
+            VDW_PAIRWISE(dtype=torch.float64))
 
 
 def d3_parameters(functional: str) -> dict:
@@ -106,9 +117,14 @@ class D3Dispersion(EnergyTerm):
     s6, s8, a1, a2 : float, optional
         BJ parameters (a2 in bohr). Either a functional or all of s8, a1, a2 (s6 defaults to 1).
     s9 : float
-        Three-body scaling; only 0 (two-body) is implemented.
-    cutoff, cn_cutoff : float
-        Pair cutoffs (Å) of the energy and of the coordination numbers (defaults: 60 and 40 bohr).
+        Scaling of the three-body (ATM) term: 0 (default) two-body only, 1 the
+        published "D3(BJ)-ATM"; finite and >= 0.
+    alp : float
+        simple-dftd3's damping parameter of the three-body term (default 14; the
+        zero-damping exponent on the geometric means is ``alp`` + 2 = 16).
+    cutoff, cn_cutoff, atm_cutoff : float
+        Cutoffs (Å) of the pair energy, the coordination numbers and the sides of the
+        three-body triangles (defaults: 60, 40 and 40 bohr).
     smoothing : float
         Fraction of each cutoff over which pairs are switched off smoothly; 0: sharp, as the reference codes.
     during_training : bool
@@ -123,10 +139,15 @@ class D3Dispersion(EnergyTerm):
     def __init__(self, elements: Sequence[int], functional: Optional[str] = None, s6: Optional[float] = None,
                  s8: Optional[float] = None, a1: Optional[float] = None, a2: Optional[float] = None, s9: float = 0.0,
                  cutoff: float = 60.0 * BOHR, cn_cutoff: float = 40.0 * BOHR, smoothing: float = 0.1,
-                 during_training: bool = True):
+                 during_training: bool = True, alp: float = 14.0, atm_cutoff: float = 40.0 * BOHR):
         super().__init__()
-        if s9 != 0.0:
-            raise ValueError(f"d3: the three-body (ATM) term is not implemented; set s9=0 (got s9={s9})")
+        if isinstance(s9, bool) or not isinstance(s9, (int, float)) or not math.isfinite(s9) or s9 < 0:
+            raise ValueError(f"d3: s9 (the three-body scaling) must be a finite number >= 0 (0: two-body only, "
+                             f"1: D3(BJ)-ATM), got s9={s9!r}")
+        if isinstance(alp, bool) or not isinstance(alp, (int, float)) or not math.isfinite(alp) or not alp > 0:
+            raise ValueError(f"d3: alp (the three-body damping exponent) must be a positive number, got alp={alp!r}")
+        if not atm_cutoff > 0:
+            raise ValueError(f"d3: atm_cutoff must be positive, got atm_cutoff={atm_cutoff}")
         given = {"s6": s6, "s8": s8, "a1": a1, "a2": a2}
         params = d3_parameters(functional) if functional is not None else {"s6": 1.0}
         params.update({k: float(v) for k, v in given.items() if v is not None})
@@ -145,18 +166,21 @@ class D3Dispersion(EnergyTerm):
         self.params = params
         self.d3_cutoff = float(cutoff)
         self.cn_cutoff = float(cn_cutoff)
-        self.cutoff = max(self.d3_cutoff, self.cn_cutoff)
+        self.s9, self.alp, self.atm_cutoff = float(s9), float(alp), float(atm_cutoff)
+        self.cutoff = max(self.d3_cutoff, self.cn_cutoff, self.atm_cutoff if self.s9 > 0 else 0.0)
         self.during_training = bool(during_training)
-        ref_cn, ref_c6, r4r2, rcov = _tables()
+        ref_cn, ref_c6, r4r2, rcov, rvdw = _tables()
         z = torch.tensor(self.elements)
         self.register_buffer("ref_cn", ref_cn[z], persistent=False)  # [K, R] (-1: no reference)
         self.register_buffer("ref_c6", ref_c6[z][:, z], persistent=False)  # [K, K, R, R] hartree bohr^6
         self.register_buffer("r4r2", r4r2[z], persistent=False)  # [K]
         self.register_buffer("rcov", rcov[z], persistent=False)  # [K] bohr
+        self.register_buffer("rvdw", rvdw[z][:, z], persistent=False)  # [K, K] bohr, pairwise radii of the ATM damping
 
     def config(self) -> dict:
-        return {"functional": self.functional, **self.params, "s9": 0.0, "cutoff": self.d3_cutoff,
-                "cn_cutoff": self.cn_cutoff, "smoothing": self.smoothing, "during_training": self.during_training}
+        return {"functional": self.functional, **self.params, "s9": self.s9, "alp": self.alp, "cutoff": self.d3_cutoff,
+                "cn_cutoff": self.cn_cutoff, "atm_cutoff": self.atm_cutoff, "smoothing": self.smoothing,
+                "during_training": self.during_training}
 
     def switch(self, r: Tensor, cutoff: float) -> Tensor:
         """Weight [P] of pairs at ``r`` [P] bohr for a cutoff in bohr: 1 inside, smoothly 0 at the cutoff."""
@@ -188,7 +212,8 @@ class D3Dispersion(EnergyTerm):
             return graph.pos.new_zeros(n_atoms, dtype=torch.float64)
         species = graph.species
         j, i = graph.edge_index[0], graph.edge_index[1]
-        r = torch.linalg.vector_norm(graph.edge_vec.double(), dim=-1) / BOHR  # [E] bohr
+        vec = graph.edge_vec.double() / BOHR  # [E, 3] bohr
+        r = torch.linalg.vector_norm(vec, dim=-1)  # [E] bohr
         in_cn = r <= self.cn_cutoff / BOHR
         cn = self.coordination_numbers(species, i[in_cn], j[in_cn], r[in_cn], n_atoms)  # [N]
         weights = self.reference_weights(species, cn)  # [N, R]
@@ -196,12 +221,37 @@ class D3Dispersion(EnergyTerm):
         i, j, r = i[keep], j[keep], r[keep]
         # C6_ij = sum_ab W_ia C6ref(Z_i a, Z_j b) W_jb, through each atom's contraction with every partner element
         partial = torch.einsum("na,nkab->nkb", weights, self.ref_c6[species])  # [N, K, R]
+        three_body = self.three_body(species, i, j, vec, r, partial, weights, n_atoms) if self.s9 > 0 else None  # [N]
         c6 = (partial[i, species[j]] * weights[j]).sum(-1)  # [P]
         qq = 3.0 * self.r4r2[species[i]] * self.r4r2[species[j]]  # [P] = C8 / C6
         radius = self.params["a1"] * torch.sqrt(qq) + self.params["a2"]  # [P] bohr
         pair = self.params["s6"] * c6 / (r**6 + radius**6) + self.params["s8"] * c6 * qq / (r**8 + radius**8)  # [P]
         pair = pair * self.switch(r, self.d3_cutoff / BOHR)
-        return -0.5 * HARTREE * scatter_sum(pair, i, n_atoms)  # [N] eV, each pair counted from both ends
+        energy = -0.5 * HARTREE * scatter_sum(pair, i, n_atoms)  # [N] eV, each pair counted from both ends
+        return energy if three_body is None else energy + three_body
+
+    def three_body(self, species: Tensor, i: Tensor, j: Tensor, vec: Tensor, r: Tensor, partial: Tensor, weights: Tensor,
+                   n_atoms: int) -> Tensor:
+        """ATM energy per atom [N] (eV) from the edges (centre ``i``, neighbour ``j``, ``vec`` [E, 3], ``r`` [E] bohr)
+        within ``atm_cutoff``; ``partial`` [N, K, R] and ``weights`` [N, R] give the pair C6 as in the two-body term."""
+        cutoff = self.atm_cutoff / BOHR
+        edges = torch.nonzero(r <= cutoff).squeeze(-1)  # [E3]
+        pairs = edge_pairs_at_centres(i[edges], n_atoms)
+        first, second = edges[pairs.first], edges[pairs.second]  # [T] edges j -> i and k -> i
+        centre, a, b = i[first], j[first], j[second]  # [T] atoms i, j, k
+
+        def c6(x: Tensor, y: Tensor) -> Tensor:
+            return (partial[x, species[y]] * weights[y]).sum(-1)  # [T]
+
+        v_ij, v_ik = vec[first], vec[second]  # [T, 3]
+        switch = self.switch(r[first], cutoff) * self.switch(r[second], cutoff) * self.switch(
+            torch.linalg.vector_norm(v_ik - v_ij, dim=-1), cutoff
+        )  # [T]; also drops the triangles whose side j-k is beyond the cutoff
+        triangle = atm_energy(v_ij, v_ik, c6(centre, a), c6(centre, b), c6(a, b), self.rvdw[species[centre], species[a]],
+                              self.rvdw[species[centre], species[b]], self.rvdw[species[a], species[b]], self.s9, self.alp)
+        return HARTREE / 6.0 * scatter_sum(triangle * switch, centre, n_atoms)  # [N] eV
 
     def extra_repr(self) -> str:
-        return f"functional={self.functional!r}, params={self.params}, cutoff={self.d3_cutoff:.3g}, cn_cutoff={self.cn_cutoff:.3g}"
+        atm = f", s9={self.s9:g}, atm_cutoff={self.atm_cutoff:.3g}" if self.s9 > 0 else ""
+        return (f"functional={self.functional!r}, params={self.params}, cutoff={self.d3_cutoff:.3g}, "
+                f"cn_cutoff={self.cn_cutoff:.3g}{atm}")

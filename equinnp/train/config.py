@@ -94,6 +94,8 @@ DEFAULTS: dict = {
             # From (0-based) epoch N on, other weights (updating those in effect) and optionally
             # a new base lr: [{epoch: 200, weights: {energy: 1000}, lr: ...}, ...]
             "stages": [],
+            # weight of PhysNet's non-hierarchicality penalty (paper: 0.01); 0 is off (equinnp.train.losses)
+            "nonhierarchicality": 0.0,
         },
         "reference_energies": "fit",  # fit (least squares on train) | none; model.reference_energies wins
         "scale": "rms_forces",  # rms_forces | energy_std | none | a number; model.scale wins
@@ -305,6 +307,7 @@ def validate_config(config: dict) -> None:
         raise ValueError(f"training.scale must be rms_forces, energy_std, none or a positive number, got {scale!r}")
 
     _number(loss["huber_delta"], "training.loss.huber_delta", 0, strict=True)
+    _number(loss["nonhierarchicality"], "training.loss.nonhierarchicality", 0)
     _validate_weights(loss["weights"], "training.loss.weights")
     if not isinstance(loss["stages"], list):
         raise ValueError(f"training.loss.stages must be a list of {{epoch: ..., weights: {{...}}, lr: ...}}, got {loss['stages']!r}")

@@ -16,6 +16,16 @@ this is
                  + \\frac{\\lambda_\\sigma}{9B_\\sigma} \\sum_{b,\\alpha\\beta} \\ell\\big(\\sigma_{b\\alpha\\beta} - \\hat\\sigma_{b\\alpha\\beta}\\big)
 
 as in MACE (Batatia et al., NeurIPS 2022, eq. 12, with per-atom energies).
+
+Penalties that a model computes itself (:data:`MODEL_PENALTIES`, weights in
+``training.loss.<name>``) are added by :func:`add_model_penalties`:
+
+.. math:: \\mathcal{L} \\leftarrow \\mathcal{L} + \\lambda_\\text{nh} L_\\text{nh}
+
+with :math:`L_\\text{nh}` PhysNet's non-hierarchicality penalty of the batch
+(Unke & Meuwly 2019, eq. 18; ``PhysNet.nonhierarchicality``, paper weight
+:math:`\\lambda_\\text{nh} = 0.01`). They regularise training only: the
+validation loss compares predictions with labels.
 """
 
 from __future__ import annotations
@@ -28,7 +38,13 @@ from torch.nn import functional as F
 
 from equinnp.train.outputs import OUTPUTS, paired_values
 
-__all__ = ["LossStage", "LossTerms", "WeightedLoss", "loss_weights_at"]
+__all__ = ["MODEL_PENALTIES", "LossStage", "LossTerms", "WeightedLoss", "add_model_penalties", "loss_weights_at"]
+
+#: Loss terms a model reports as a scalar tensor attribute after each forward
+#: (name of the attribute, and of the ``training.loss`` weight) → what it is.
+MODEL_PENALTIES: Dict[str, str] = {
+    "nonhierarchicality": "PhysNet's non-hierarchicality penalty (paper eq. 18, weight 0.01)",
+}
 
 
 class LossTerms(NamedTuple):
@@ -142,3 +158,37 @@ class WeightedLoss:
                 total = total + weight * term
             parts[name] = term.detach()
         return LossTerms(total, parts)
+
+
+def add_model_penalties(terms: LossTerms, model, weights: Mapping[str, float]) -> LossTerms:
+    """``terms`` with :math:`\\sum_p \\lambda_p P_p` added, ``P_p`` the model's attribute ``p`` of the last forward.
+
+    Parameters
+    ----------
+    terms : LossTerms
+        The label loss of the batch.
+    model : AtomisticModel
+        The core network that ran the batch (``potential.model``).
+    weights : dict
+        {penalty name (a key of :data:`MODEL_PENALTIES`): weight}; weights of 0 are skipped.
+
+    Returns the total with the penalties and ``parts`` with their unweighted values.
+
+    Raises
+    ------
+    ValueError
+        A positive weight for a penalty the model does not compute.
+    """
+    total, parts = terms.total, dict(terms.parts)
+    for name, weight in weights.items():
+        if name not in MODEL_PENALTIES:
+            raise ValueError(f"unknown model penalty {name!r}; known: {list(MODEL_PENALTIES)}")
+        if not weight > 0:
+            continue
+        value = getattr(model, name, None)
+        if not isinstance(value, Tensor):
+            raise ValueError(f"training.loss.{name} = {weight:g} but the {type(model).__name__} model does not compute "
+                             f"{name!r} ({MODEL_PENALTIES[name]}): set it to 0")
+        total = total + weight * value.to(total.dtype)
+        parts[name] = value.detach()
+    return LossTerms(total, parts)

@@ -20,7 +20,7 @@ __all__ = ["drop_bundled_companions", "upgrade_legacy_keys", "upgrade_override"]
 
 _LEGACY_WEIGHTS = {f"{name}_weight": name for name in OUTPUTS}  # equinnp 0.1: training.loss.energy_weight, ...
 # Keys of training.loss and of its stages (kept in step with equinnp.train.config.DEFAULTS and STAGE_KEYS).
-_LOSS_KEYS = ("type", "huber_delta", "weights", "stages", "epoch", "lr")
+_LOSS_KEYS = ("type", "huber_delta", "weights", "stages", "nonhierarchicality", "epoch", "lr")
 
 
 def _parse(text: str):

@@ -33,7 +33,7 @@ from equinnp.train.data import load_run_data, make_loader, prepare_records
 from equinnp.train.distributed import setup_distributed
 from equinnp.train.ema import ExponentialMovingAverage
 from equinnp.train.fitting import describe_fit, fit_postprocessing
-from equinnp.train.losses import WeightedLoss, loss_weights_at
+from equinnp.train.losses import MODEL_PENALTIES, WeightedLoss, add_model_penalties, loss_weights_at
 from equinnp.train.metrics import evaluate_potential
 from equinnp.train.outputs import forward_flags, run_outputs
 from equinnp.train.reporting import MetricsLog, format_epoch_line, format_metrics, metrics_columns
@@ -142,6 +142,11 @@ class Trainer:
         )
         self.ema = ExponentialMovingAverage(self.potential, training["ema_decay"]) if training["ema_decay"] is not None else None
         self.loss_fn = WeightedLoss(training["loss"]["type"], training["loss"]["huber_delta"])
+        self.penalty_weights = {name: float(training["loss"][name]) for name in MODEL_PENALTIES if training["loss"][name] > 0}
+        for name, weight in self.penalty_weights.items():
+            if not hasattr(self.potential.model, name):
+                raise ValueError(f"training.loss.{name} = {weight:g} but model.architecture = "
+                                 f"{self.config['model']['architecture']} does not compute it ({MODEL_PENALTIES[name]}): set it to 0")
 
         self.run_id = uuid.uuid4().hex  # names this run in its checkpoints and summary (not from the seeded RNGs)
         self.epoch = 0  # completed epochs
@@ -160,7 +165,8 @@ class Trainer:
         if self.resume:
             restore_trainer_state(self, self.resume_state)
             self.resume_state = None
-        self.log = MetricsLog(self.output_dir, metrics_columns(self.outputs), training["tensorboard"]) if self.ctx.is_main else None
+        columns = metrics_columns(self.outputs) + [f"train_{name}_loss" for name in self.penalty_weights]
+        self.log = MetricsLog(self.output_dir, columns, training["tensorboard"]) if self.ctx.is_main else None
         if self.log is not None:
             self.log.truncate_after(self.epoch)  # a fresh run (--overwrite) starts an empty table
 
@@ -211,6 +217,8 @@ class Trainer:
             self.optimizer.zero_grad(set_to_none=True)
             output = self.potential(batch, **forward_flags(weighted, batch))
             terms = self.loss_fn(output, batch, weights)
+            if self.penalty_weights:
+                terms = add_model_penalties(terms, self.potential.model, self.penalty_weights)
             finite = bool(torch.isfinite(terms.total))
             max_time = self.training["max_time"]
             over_time = max_time is not None and self.elapsed + (time.monotonic() - start) >= max_time
@@ -328,6 +336,7 @@ class Trainer:
                 row = {"epoch": self.epoch, "time_s": round(self.elapsed, 3), "lr": self.optimizer.param_groups[0]["lr"],
                        **{f"{name}_weight": weights.get(name, 0.0) for name in self.outputs},
                        "train_loss": means["loss"], **{f"train_{name}_loss": means[name] for name in self.outputs if name in means},
+                       **{f"train_{name}_loss": means[name] for name in self.penalty_weights if name in means},
                        **{f"val_{k}": v for k, v in metrics.items() if k != "n_structures"}}
                 if self.log is not None:  # the row first: a resumed run drops rows after its checkpoint
                     self.log.write(row)

@@ -63,6 +63,23 @@ def spice_slice():
                 group[key].attrs.update(dict(data.attrs))
 
 
+def spice_bundled():
+    """Both molecules, all 55 conformers, of the SPICE 1.1.4 subset for ``equinnp/configs/spice_charged.yaml``
+    (the datasets the reader uses; verbatim values, units and dtypes)."""
+    keep = ["atomic_numbers", "conformations", "dft_total_energy", "dft_total_gradient",
+            "mbis_charges", "scf_dipole", "smiles", "subset"]
+    target = os.path.join(HERE, "..", "..", "equinnp", "data", "bundled", "spice_1.1.4_n2.hdf5")
+    with h5py.File(os.path.join(SHARED, "modelforge", "SPICE-1.1.4_n2.hdf5")) as src, h5py.File(target, "w") as dst:
+        for name in src:
+            group = dst.create_group(name)
+            for key in keep:
+                if key in src[name]:
+                    group.create_dataset(key, data=src[name][key][()])
+                    group[key].attrs.update(dict(src[name][key].attrs))
+    shutil.copyfile(os.path.join(SHARED, "modelforge", "LICENSE"),
+                    os.path.join(HERE, "..", "..", "equinnp", "data", "bundled", "LICENSE.modelforge"))
+
+
 def ani_slices():
     shutil.copyfile(os.path.join(SHARED, "modelforge", "ani1_n5.hdf5"), out("ani1x_n5.hdf5"))
     with h5py.File(os.path.join(SHARED, "modelforge", "ani2x_minimal.hdf5")) as src:
@@ -116,5 +133,6 @@ def ase_slices():
 if __name__ == "__main__":
     rmd17_slices()
     spice_slice()
+    spice_bundled()
     ani_slices()
     ase_slices()
