@@ -8,7 +8,10 @@ three passes, energy MLP, atomic shifts, LR Coulomb) is built by
 tensor is replaced by random values, so that no weight keeps its
 initial value (the zero biases and the padding row included). The frozen AEV
 constants (η, shifts, cutoff; float32 in the package) and the Coulomb cutoff are
-kept as the package sets them.
+kept as the package sets them. torch's default dtype is float64 while
+``aimnet`` is imported, since the model casts its coordinates and total charge
+to the default dtype seen at import time, and float32 (the default) while the
+model is built.
 
 The weights are drawn on a 4-bit grid, ``w = (2k - 15) · 2^e`` with
 ``k ∈ {0..15}`` and one exponent ``e`` per tensor chosen near the scale of the
@@ -135,10 +138,16 @@ def main():
     parser.add_argument("--seed", type=int, default=2025)
     args = parser.parse_args()
 
+    # aimnet casts "coord" and "charge" to torch's default dtype as it was when aimnet.models.base
+    # was imported (float32 unless changed): set float64 first, or the coordinates are rounded to float32.
+    torch.set_default_dtype(torch.float64)
     import aimnet
     import aimnet.models
     from aimnet.config import build_module
 
+    # ... and back to float32 to build, so that the frozen constants (AEV shifts, the Coulomb rc) are
+    # the float32 numbers the package makes and saves; .double() then widens them.
+    torch.set_default_dtype(torch.float32)
     config = os.path.join(os.path.dirname(aimnet.models.__file__), "aimnet2.yaml")
     torch.manual_seed(args.seed)
     model = build_module(config).double().eval()
