@@ -44,7 +44,8 @@ class AIMNet2(AtomisticModel):
 
     ``AtomicOutput.charges`` are the final charges (float64; they sum to the total charge).
     After every forward, ``self.pass_charges`` holds the charges after each charge
-    pass ([N] per pass), ``self.charge_excess`` :math:`Q - \sum \tilde q` of each pass ([B]; aimnet's
+    pass ([N] per pass), ``self.raw_charges`` the charges :math:`\tilde q` before the correction
+    of each pass ([N]; aimnet's ``charges_pre``), ``self.charge_excess`` :math:`Q - \sum \tilde q` of each pass ([B]; aimnet's
     ``_delta_Q`` for a training penalty), ``self.aim`` the AIM vectors [N, aim_size] and, with two
     charge channels, ``self.spin_charges`` :math:`q^\alpha - q^\beta` [N].
 
@@ -153,6 +154,7 @@ class AIMNet2(AtomisticModel):
         self.reports_charges = bool(charge_head)
         self.outputs = ("energy", "charges") if charge_head else ("energy",)
         self.pass_charges: List[Tensor] = []
+        self.raw_charges: List[Tensor] = []
         self.charge_excess: List[Tensor] = []
         self.aim: Optional[Tensor] = None
         self.spin_charges: Optional[Tensor] = None
@@ -190,7 +192,7 @@ class AIMNet2(AtomisticModel):
         totals = self._channel_totals(graph)  # [B, C]
         charges = torch.zeros(n, c, dtype=torch.float64, device=a.device)  # [N, C]
         weights = torch.zeros_like(charges)
-        self.pass_charges, self.charge_excess = [], []
+        self.pass_charges, self.raw_charges, self.charge_excess = [], [], []
         last = len(self.passes) - 1
         for k, mlp in enumerate(self.passes):
             x = torch.cat([a, self.conv_a(a, graph.edge_index, g)], dim=-1)  # [N, F·G + F·(G+H)]
@@ -202,6 +204,7 @@ class AIMNet2(AtomisticModel):
                 break
             delta_q, raw_weight, delta_a = out.split([c, c, out.shape[-1] - 2 * c], dim=-1)
             raw = delta_q.double() if k == 0 else charges + delta_q.double()  # [N, C]
+            self.raw_charges.append(raw.sum(-1))
             self.charge_excess.append(totals - torch.zeros_like(totals).index_add_(0, graph.batch, raw))  # [B, C]
             weights = raw_weight.square()  # [N, C]
             charges = neural_charge_equilibration(raw, weights, totals, graph.batch, graph.num_graphs,

@@ -189,11 +189,16 @@ def neural_charge_equilibration(raw: Tensor, weights: Tensor, total: Tensor, bat
     .. math:: q_i = \tilde q_i + \frac{f_i}{\sum_{j \in b} f_j + \varepsilon}\Big(Q_b - \sum_{j \in b} \tilde q_j\Big)
 
     conserves the charge only up to :math:`\varepsilon/(\sum f + \varepsilon)` of the
-    excess (1.6e-3 e for a Na⁺Cl⁻ pair of the golden file, whose f are small).
-    ``exact=True`` (equinnp's default) gives each atom
-    :math:`(f_i + \varepsilon/N_b)/(\sum_j f_j + \varepsilon)` of the excess instead:
-    the shares sum to one, so :math:`\sum_i q_i = Q_b` to rounding for any f (also all
-    zero), and the two forms differ by :math:`\varepsilon\,\Delta Q/(N_b(\sum f + \varepsilon))` per atom.
+    excess (1.6e-3 e for a Na⁺Cl⁻ pair of the golden file, whose f are small), and
+    its ε makes the result depend on the size of a periodic supercell. ``exact=True``
+    (equinnp's default) adds ε to every atom's weight instead:
+
+    .. math:: q_i = \tilde q_i + \frac{f_i + \varepsilon}{\sum_{j \in b} (f_j + \varepsilon)}\Big(Q_b - \sum_{j \in b} \tilde q_j\Big)
+
+    The shares sum to one, so :math:`\sum_i q_i = Q_b` to rounding for any f (also
+    all zero: then the correction is uniform), and a supercell of n copies gives each
+    copy the same charges. The two forms differ by about
+    :math:`\varepsilon\,|\Delta Q| (1 + N_b f_i/\sum f)/\sum f` per atom.
     Evaluated in float64 whatever the input dtype. Channels (the last axis) are corrected
     independently (aimnet's two spin channels, each with its own total).
 
@@ -201,10 +206,11 @@ def neural_charge_equilibration(raw: Tensor, weights: Tensor, total: Tensor, bat
     """
     raw, weights, total = raw.double(), weights.double(), total.double()
     excess = total - scatter_sum(raw, batch, num_graphs)  # [B, C]
-    denominator = scatter_sum(weights, batch, num_graphs) + epsilon  # [B, C]
     if exact:
-        count = scatter_sum(torch.ones_like(raw[:, 0]), batch, num_graphs)  # [B]
-        weights = weights + (epsilon / count)[batch].unsqueeze(-1)  # [N, C]
+        weights = weights + epsilon  # [N, C]
+        denominator = scatter_sum(weights, batch, num_graphs)  # [B, C]
+    else:
+        denominator = scatter_sum(weights, batch, num_graphs) + epsilon  # [B, C]
     return raw + weights / denominator[batch] * excess[batch]  # [N, C]
 
 
