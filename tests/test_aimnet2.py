@@ -23,6 +23,7 @@ from aimnet2_golden_map import GOLDEN, aimnet2_from_golden
 from equinnp.data import from_arrays
 from equinnp.nn.aimnet2_layers import (
     AIMNet2AEV,
+    NeighborSlots,
     ScalarVectorConvolution,
     aimnet_cosine_cutoff,
     aimnet_mlp,
@@ -158,7 +159,9 @@ def test_scalar_vector_convolution_against_a_loop(per_shift):
     x = torch.randn(n, channels * shifts if per_shift else channels, dtype=torch.float64)
     edge_index = torch.tensor([[1, 2, 0, 3, 4, 0], [0, 0, 1, 1, 1, 4]])
     g = torch.randn(edge_index.shape[1], shifts, 4, dtype=torch.float64)
-    out = conv(x, edge_index, g).detach().numpy()
+    slots = NeighborSlots.of(edge_index, n)
+    assert slots.num_slots == 3
+    out = conv(x, slots, slots.scatter(g)).detach().numpy()
     w = conv.agh.detach().numpy()
     xs = x.numpy().reshape(n, channels, shifts) if per_shift else np.repeat(x.numpy()[:, :, None], shifts, axis=2)
     for i in range(n):

@@ -6,7 +6,8 @@ venv (``benchmarks/peers/setup_envs.sh aimnet``). The packaged
 three passes, energy MLP, atomic shifts, LR Coulomb) is built by
 ``aimnet.config.build_module``, converted to float64, and every trainable
 tensor is replaced by random values, so that no weight keeps its
-initial value (the zero biases and the padding row included). The frozen AEV
+initial value (the zero biases included; the padding row 0 of the per-Z tables
+is drawn too, but neither aimnet's mode 0 nor equinnp reads it). The frozen AEV
 constants (η, shifts, cutoff; float32 in the package) and the Coulomb cutoff are
 kept as the package sets them. torch's default dtype is float64 while
 ``aimnet`` is imported, since the model casts its coordinates and total charge

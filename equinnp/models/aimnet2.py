@@ -16,7 +16,13 @@ import torch
 from torch import Tensor, nn
 
 from equinnp.models.base import AtomicOutput, AtomisticModel, Graph
-from equinnp.nn.aimnet2_layers import AIMNet2AEV, ScalarVectorConvolution, aimnet_mlp, neural_charge_equilibration
+from equinnp.nn.aimnet2_layers import (
+    AIMNet2AEV,
+    NeighborSlots,
+    ScalarVectorConvolution,
+    aimnet_mlp,
+    neural_charge_equilibration,
+)
 
 __all__ = ["AIMNet2"]
 
@@ -188,17 +194,18 @@ class AIMNet2(AtomisticModel):
     def forward(self, graph: Graph) -> AtomicOutput:
         n, c = graph.species.shape[0], self.num_channels
         a = self.embed_totals(self.embedding(graph.species), graph)  # [N, F·G]
-        g = self.aev(graph.edge_vec, graph.edge_length)  # [E, G, 4]
+        slots = NeighborSlots.of(graph.edge_index, n)
+        g = slots.scatter(self.aev(graph.edge_vec, graph.edge_length))  # [N, M, G, 4]
         totals = self._channel_totals(graph)  # [B, C]
         charges = torch.zeros(n, c, dtype=torch.float64, device=a.device)  # [N, C]
         weights = torch.zeros_like(charges)
         self.pass_charges, self.raw_charges, self.charge_excess = [], [], []
         last = len(self.passes) - 1
         for k, mlp in enumerate(self.passes):
-            x = torch.cat([a, self.conv_a(a, graph.edge_index, g)], dim=-1)  # [N, F·G + F·(G+H)]
+            x = torch.cat([a, self.conv_a(a, slots, g)], dim=-1)  # [N, F·G + F·(G+H)]
             if k > 0:
                 q = charges.to(a.dtype)
-                x = torch.cat([x, q, self.conv_q(q, graph.edge_index, g)], dim=-1)  # [N, ... + C + C·(G+H)]
+                x = torch.cat([x, q, self.conv_q(q, slots, g)], dim=-1)  # [N, ... + C + C·(G+H)]
             out = mlp(x)
             if k == last:
                 break

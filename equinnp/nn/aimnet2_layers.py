@@ -6,6 +6,7 @@ Equations follow the authors' ``aimnet`` package (0.2.6, isayevlab/aimnetcentral
 - :func:`aimnet_cosine_cutoff`: the cosine envelope with aimnet's clamp;
 - :func:`gaussian_shifts`: the AEV's shifts and width, rounded as aimnet stores them (float32);
 - :class:`AIMNet2AEV`: the radial and vector atom-environment vectors of every pair;
+- :class:`NeighborSlots`: the padded neighbour-matrix layout the convolutions sum in;
 - :class:`ScalarVectorConvolution`: aimnet's ``ConvSV``, the contraction of the
   neighbours' features (or charges) with the environment vectors, giving scalar
   features and squared norms of learned combinations of vector features;
@@ -20,15 +21,14 @@ Edges follow equinnp's convention: ``edge_index[0] = j`` (neighbour), ``edge_ind
 from __future__ import annotations
 
 import math
-from typing import Sequence, Tuple
+from typing import NamedTuple, Sequence, Tuple
 
 import torch
 from torch import Tensor, nn
-from torch_geometric.nn import MessagePassing
 
 from equinnp.nn.scatter import scatter_sum
 
-__all__ = ["aimnet_cosine_cutoff", "gaussian_shifts", "AIMNet2AEV", "ScalarVectorConvolution",
+__all__ = ["aimnet_cosine_cutoff", "gaussian_shifts", "AIMNet2AEV", "NeighborSlots", "ScalarVectorConvolution",
            "neural_charge_equilibration", "aimnet_mlp"]
 
 
@@ -106,7 +106,51 @@ class AIMNet2AEV(nn.Module):
         return f"cutoff={self.cutoff:g}, num_shifts={self.num_shifts}"
 
 
-class ScalarVectorConvolution(MessagePassing):
+class NeighborSlots(NamedTuple):
+    """Each edge's place in a padded neighbour matrix (aimnet's ``nbmat``), shared by every convolution of a forward.
+
+    Attributes
+    ----------
+    center, slot : Tensor, [E] long
+        Row (the centre atom i) and column (its rank among the edges of i) of each edge.
+    neighbor : Tensor, [N, M] long
+        The neighbour j in each slot; ``N`` (a zero padding row) where an atom has fewer than M edges.
+    num_slots : int
+        M, the largest number of edges of one atom.
+    """
+
+    center: Tensor
+    slot: Tensor
+    neighbor: Tensor
+    num_slots: int
+
+    @classmethod
+    def of(cls, edge_index: Tensor, num_atoms: int) -> "NeighborSlots":
+        """Slots of ``edge_index`` [2, E] (``edge_index[1] = i``, any edge order; ranks follow it)."""
+        j, i = edge_index[0], edge_index[1]
+        counts = torch.bincount(i, minlength=num_atoms)  # [N]
+        num_slots = int(counts.max()) if i.numel() else 0
+        order = torch.argsort(i, stable=True)  # [E]
+        start = torch.cumsum(counts, 0) - counts  # [N] first edge of each centre in ``order``
+        slot = torch.empty_like(i)
+        slot[order] = torch.arange(i.numel(), device=i.device) - start[i[order]]  # [E]
+        neighbor = torch.full((num_atoms, num_slots), num_atoms, dtype=torch.long, device=i.device)
+        neighbor[i, slot] = j  # [N, M]
+        return cls(i, slot, neighbor, num_slots)
+
+    def scatter(self, values: Tensor) -> Tensor:
+        """Per-edge ``values`` [E, ...] into the padded layout [N, M, ...] (zeros in the empty slots)."""
+        out = values.new_zeros((self.neighbor.shape[0], self.num_slots) + tuple(values.shape[1:]))
+        return out.index_put((self.center, self.slot), values)
+
+    def gather(self, x: Tensor) -> Tensor:
+        """Neighbour rows of ``x`` [N, ...] in the padded layout [N, M, ...] (zeros in the empty slots)."""
+        padded = torch.cat([x, x.new_zeros((1,) + tuple(x.shape[1:]))])  # [N + 1, ...]
+        # index_select: its backward is an index_add (advanced indexing's sorts the indices first)
+        return padded.index_select(0, self.neighbor.reshape(-1)).view(self.neighbor.shape + tuple(x.shape[1:]))  # [N, M, ...]
+
+
+class ScalarVectorConvolution(nn.Module):
     r"""AIMNet2's convolution of neighbour features with the environment vectors (aimnet ``ConvSV``).
 
     With per-shift features (``per_shift=True``, aimnet's ``d2features``; atom
@@ -124,6 +168,11 @@ class ScalarVectorConvolution(MessagePassing):
     The vector features are **squared** norms (no square root), as in aimnet.
     :math:`w \in \mathbb R^{A \times G \times H}` (``agh``) is learned.
 
+    The sum over neighbours runs in aimnet's padded neighbour-matrix layout
+    (:class:`NeighborSlots`): one batched matrix product per atom and shift over
+    its M slots, instead of a per-edge product [E, A, G, 4] scattered to the atoms
+    (4x the memory traffic, forward and backward). Empty slots hold zeros.
+
     Parameters
     ----------
     channels : int
@@ -135,11 +184,12 @@ class ScalarVectorConvolution(MessagePassing):
     per_shift : bool
         Inputs are [N, A·G] (feature-major, index a·G + g) instead of [N, A].
 
-    Shapes: ``x`` [N, A·G] or [N, A], ``edge_index`` [2, E], ``g`` [E, G, 4] → [N, A·G + A·H].
+    Shapes: ``x`` [N, A·G] or [N, A], ``g`` [N, M, G, 4] (``NeighborSlots.scatter`` of the AEV)
+    → [N, A·G + A·H].
     """
 
     def __init__(self, channels: int, num_shifts: int, num_combinations: int, per_shift: bool):
-        super().__init__(aggr="add")
+        super().__init__()
         self.channels = int(channels)
         self.num_shifts = int(num_shifts)
         self.num_combinations = int(num_combinations)
@@ -159,21 +209,17 @@ class ScalarVectorConvolution(MessagePassing):
             self.agh.sub_(self.agh.mean(dim=1, keepdim=True))
             self.agh.div_(self.agh.std(dim=1, keepdim=True).clamp(min=1e-6))
 
-    def forward(self, x: Tensor, edge_index: Tensor, g: Tensor) -> Tensor:
+    def forward(self, x: Tensor, slots: NeighborSlots, g: Tensor) -> Tensor:
         num_atoms = x.shape[0]
-        summed = self.propagate(edge_index, x=x, g=g)  # [N, A·G·4]
-        c = summed.view(num_atoms, self.channels, self.num_shifts, 4)  # [N, A, G, 4]
+        x_j = slots.gather(x)  # [N, M, A·G] or [N, M, A]
+        if self.per_shift:
+            c = torch.einsum("nmag,nmgd->nagd", x_j.view(num_atoms, -1, self.channels, self.num_shifts), g)  # [N, A, G, 4]
+        else:
+            c = torch.einsum("nma,nmgd->nagd", x_j, g)  # [N, A, G, 4]
         scalar = c[..., 0].reshape(num_atoms, -1)  # [N, A·G]
         combined = torch.einsum("agh,nagx->nahx", self.agh, c[..., 1:])  # [N, A, H, 3]
         vector = combined.square().sum(-1).reshape(num_atoms, -1)  # [N, A·H]
         return torch.cat([scalar, vector], dim=-1)  # [N, A·G + A·H]
-
-    def message(self, x_j: Tensor, g: Tensor) -> Tensor:
-        if self.per_shift:
-            features = x_j.view(-1, self.channels, self.num_shifts, 1)  # [E, A, G, 1]
-        else:
-            features = x_j.view(-1, self.channels, 1, 1)  # [E, A, 1, 1]
-        return (features * g.unsqueeze(1)).flatten(1)  # [E, A·G·4]
 
     def extra_repr(self) -> str:
         return (f"channels={self.channels}, num_shifts={self.num_shifts}, num_combinations={self.num_combinations}, "
