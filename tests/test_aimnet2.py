@@ -175,6 +175,19 @@ def test_scalar_vector_convolution_against_a_loop(per_shift):
     assert conv.output_size == channels * (shifts + combos)
 
 
+def test_neighbor_slots_do_not_depend_on_the_edge_order():
+    torch.manual_seed(5)
+    conv = ScalarVectorConvolution(2, 3, 2, per_shift=True).double()
+    edge_index = torch.tensor([[1, 2, 0, 3, 0, 2, 1], [0, 0, 1, 1, 2, 3, 3]])
+    x = torch.randn(4, 6, dtype=torch.float64)
+    g = torch.randn(edge_index.shape[1], 3, 4, dtype=torch.float64)
+    slots = NeighborSlots.of(edge_index, 4)
+    assert slots.num_slots == 2 and slots.neighbor[2].tolist() == [0, 4]  # atom 2 has one neighbour, then padding
+    shuffled = torch.randperm(edge_index.shape[1])
+    other = NeighborSlots.of(edge_index[:, shuffled], 4)
+    torch.testing.assert_close(conv(x, other, other.scatter(g[shuffled])), conv(x, slots, slots.scatter(g)), rtol=1e-14, atol=1e-14)
+
+
 def test_charge_equilibration_forms():
     raw = torch.tensor([[0.2], [-0.5], [0.1], [0.4], [0.05]], dtype=torch.float64)
     f = torch.tensor([[0.3], [0.01], [0.5], [0.0], [0.2]], dtype=torch.float64)
