@@ -23,6 +23,7 @@ rounding (~1e-7 relative); the energies and charges are float64 results.
 from __future__ import annotations
 
 import argparse
+import copy
 import os
 import sys
 import tempfile
@@ -61,8 +62,6 @@ def main():
     config["kwargs"]["outputs"]["energy_mlp"]["kwargs"]["n_in"] = TINY["aim_size"]
     config["kwargs"]["outputs"]["energy_mlp"]["kwargs"]["mlp"]["hidden"] = [8]
     torch.manual_seed(args.seed)
-    import copy
-
     model = build_module(copy.deepcopy(config))
     randomize(model, torch.Generator().manual_seed(args.seed))
     with torch.no_grad():

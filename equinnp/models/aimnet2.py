@@ -23,6 +23,7 @@ from equinnp.nn.aimnet2_layers import (
     aimnet_mlp,
     neural_charge_equilibration,
 )
+from equinnp.nn.scatter import scatter_sum
 
 __all__ = ["AIMNet2"]
 
@@ -212,7 +213,7 @@ class AIMNet2(AtomisticModel):
             delta_q, raw_weight, delta_a = out.split([c, c, out.shape[-1] - 2 * c], dim=-1)
             raw = delta_q.double() if k == 0 else charges + delta_q.double()  # [N, C]
             self.raw_charges.append(raw.sum(-1))
-            self.charge_excess.append(totals - torch.zeros_like(totals).index_add_(0, graph.batch, raw))  # [B, C]
+            self.charge_excess.append(totals - scatter_sum(raw, graph.batch, graph.num_graphs))  # [B, C]
             weights = raw_weight.square()  # [N, C]
             charges = neural_charge_equilibration(raw, weights, totals, graph.batch, graph.num_graphs,
                                                   self.charge_epsilon, self.exact_charge_conservation)  # [N, C]
