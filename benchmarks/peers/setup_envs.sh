@@ -118,7 +118,12 @@ install_physnet_tf() {
 
 install_aimnet() {
     # aimnet 0.2.6 (isayevlab/aimnetcentral) needs Python >= 3.11 and pulls
-    # warp-lang and nvalchemi-toolkit-ops; it ships the model YAMLs but no weights.
+    # warp-lang 1.19 and nvalchemi-toolkit-ops 0.5 (CPU wheels; warp prints "CUDA driver
+    # not available" and runs on the CPU, no workaround needed). It ships the model YAMLs
+    # but no weights (they are downloaded at run time, impossible here). Two things the
+    # scripts using it handle: the model casts its inputs to torch's default dtype as it
+    # was when aimnet.models.base was imported, and AIMNet2Calculator always casts the
+    # coordinates to float32 (benchmarks/peers/export_aimnet2_*.py).
     pipc aimnet "aimnet==0.2.6"
 }
 
