@@ -27,11 +27,12 @@ def aimnet_state(golden) -> dict:
     return state
 
 
-def aimnet2_from_golden(golden, elements=GOLDEN_ELEMENTS, change=None, exact_charge_conservation=False, **options):
+def aimnet2_from_golden(golden, elements=GOLDEN_ELEMENTS, change=None, exact_charge_conservation=False, dtype="float64",
+                        **options):
     """equinnp's AIMNet2 potential (float64) with the golden weights; ``change`` = (aimnet name, flat index, delta)."""
     state = aimnet_state(golden)
     if change is not None:
         name, index, delta = change
         state[name].reshape(-1)[index] += delta
-    return potential_from_aimnet_state(state, elements, dtype="float64", exact_charge_conservation=exact_charge_conservation,
+    return potential_from_aimnet_state(state, elements, dtype=dtype, exact_charge_conservation=exact_charge_conservation,
                                        **options)

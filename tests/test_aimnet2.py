@@ -66,6 +66,19 @@ def test_same_numbers_as_aimnet(golden, golden_potential, name):
     assert out.energy_terms["coulomb"].item() == pytest.approx(float(golden[f"{name}/coulomb"]), rel=1e-12, abs=1e-12)
 
 
+@pytest.mark.parametrize("name", ["aspirin", "acetylene_na", "acetate"])
+def test_float32_agrees_to_float32_rounding(golden, name):
+    # the grid weights are exact float32 numbers: the differences are float32 arithmetic only
+    pot = aimnet2_from_golden(golden, dtype="float32")
+    out = pot(_system(golden, name))
+    forces = golden[f"{name}/forces"]
+    assert out.energy.item() == pytest.approx(float(golden[f"{name}/energy"]), rel=1e-5, abs=1e-4)
+    np.testing.assert_allclose(out.forces.detach().numpy(), forces, rtol=0, atol=1e-4 * max(1.0, np.abs(forces).max()))
+    np.testing.assert_allclose(out.charges.detach().numpy(), golden[f"{name}/charges"], rtol=0, atol=1e-5)
+    # aimnet's form leaves ε/(Σf + ε) of the excess (1.5e-4 e on acetylene·Na⁺), in float32 as in float64
+    assert abs(out.charges.sum().item() - golden[f"{name}/charges"].sum()) < 1e-5
+
+
 def test_the_golden_systems_exercise_the_charge_correction(golden):
     # the correction moves charge in every system (the raw charges do not sum to Q), and the charged ones are charged
     for name in SYSTEMS:
