@@ -39,6 +39,7 @@ PEER_BENCHMARKS = {
     "ani2x": ("ani2x_inference.py", "TorchANI 2.9.0 ANI-2x, 1 network and the 8-member ensemble (.peers/torchani)"),
     "dimenetpp": ("dimenetpp_inference.py", "torch_geometric 2.8 DimeNetPlusPlus (same process, pure-torch drop-ins)"),
     "physnet": ("physnet_inference.py", "the authors' TF code, MMunibas/PhysNet e243e2c, tensorflow-cpu 2.21.0 tf.compat.v1 (.peers/physnet_tf)"),
+    "aimnet2": ("aimnet2_inference.py", "the authors' aimnet 0.2.6 AIMNet2Calculator, packaged aimnet2.yaml (.peers/aimnet)"),
 }
 
 

@@ -205,21 +205,30 @@ def test_smooth_as_an_atom_crosses_the_cutoff(name, dtype, data):
 
 
 # ---------------------------------------------------------- separated systems
-@parametrize
+# AIMNet2 corrects its charges to the total charge of the whole system (its neural charge
+# equilibration, as aimnet): fragments beyond the cutoff exchange charge, so their energies
+# do not add. tests/test_aimnet2.py checks that its network is local before that correction.
+GLOBAL_CHARGES = pytest.mark.xfail(strict=True, reason="AIMNet2's charge equilibration spans the whole system "
+                                   "(as in aimnet): fragments beyond the cutoff exchange charge")
+local = pytest.mark.parametrize("name, dtype", [pytest.param(n, d, marks=GLOBAL_CHARGES if n == "aimnet2" else ())
+                                                for n in NAMES for d in DTYPES])
+
+
+@local
 def test_far_apart_molecules_add(name, dtype, rmd17_frames):
     pot = tiny_potential(name, dtype)
     contract.check_separated_additivity(pot, rmd17_frames[0], rmd17_frames[3], None)  # just beyond the cutoff
     contract.check_separated_additivity(pot, rmd17_frames[3], rmd17_frames[1], 30.0, direction=[0.0, 1.0, 1.0])
 
 
-@parametrize
+@local
 @examples(0.5)
 @given(first=molecules(ELEMENTS, 1, 12), second=molecules(ELEMENTS, 1, 12), seed=seeds())
 def test_molecules_beyond_the_cutoff_add(name, dtype, first, second, seed):
     contract.check_separated_additivity(tiny_potential(name, dtype), first, second, None, direction=random_translation(seed))
 
 
-@parametrize
+@local
 @examples(0.5)
 @given(seed=seeds())
 def test_isolated_atoms(name, dtype, seed):
@@ -231,7 +240,7 @@ def test_isolated_atoms(name, dtype, seed):
     contract.check_isolated_atoms_add(pot, pair, direction=random_translation(seed))
 
 
-@parametrize
+@local
 @given(data=molecules(ELEMENTS, 1, 20), seed=seeds())
 def test_atom_beyond_the_cutoff_changes_nothing(name, dtype, data, seed):
     z = ELEMENTS[seed % len(ELEMENTS)]

@@ -8,6 +8,7 @@
 #   benchmarks/peers/setup_envs.sh dftd3           # the D3 reference (not built by default)
 #   benchmarks/peers/setup_envs.sh torchani       # TorchANI 2.9.0 (ANI-2x benchmark)
 #   benchmarks/peers/setup_envs.sh physnet_tf     # TensorFlow for the PhysNet authors' TF1 code (golden file)
+#   benchmarks/peers/setup_envs.sh aimnet         # aimnet 0.2.6 (AIMNet2 golden file and benchmark)
 #
 # Every env gets torch==2.13.0 first (the local CPU wheel) and all later pip
 # calls run with a constraints file pinning it, so no peer can pull a CUDA torch.
@@ -55,6 +56,8 @@ EOF
             "$py" -c "import torchani, torchani.neurochem" >/dev/null 2>&1 ;;
         physnet_tf)
             "$py" -c "import tensorflow.compat.v1 as tf; tf.disable_v2_behavior(); tf.segment_sum" >/dev/null 2>&1 ;;
+        aimnet)
+            "$py" -c "import aimnet.models.aimnet2, aimnet.calculators" >/dev/null 2>&1 ;;
         *) echo "unknown peer: $name" >&2; return 2 ;;
     esac
 }
@@ -111,6 +114,17 @@ install_physnet_tf() {
     # TensorFlow (CPU) only: MMunibas/PhysNet is a TF1 source tree (no package); its
     # modules run under tf.compat.v1 (benchmarks/peers/export_physnet_golden.py).
     pipc physnet_tf "tensorflow-cpu==2.21.0"
+}
+
+install_aimnet() {
+    # aimnet 0.2.6 (isayevlab/aimnetcentral) needs Python >= 3.11 and pulls
+    # warp-lang 1.19 and nvalchemi-toolkit-ops 0.5 (CPU wheels; warp prints "CUDA driver
+    # not available" and runs on the CPU, no workaround needed). It ships the model YAMLs
+    # but no weights (they are downloaded at run time, impossible here). Two things the
+    # scripts using it handle: the model casts its inputs to torch's default dtype as it
+    # was when aimnet.models.base was imported, and AIMNet2Calculator always casts the
+    # coordinates to float32 (benchmarks/peers/export_aimnet2_*.py).
+    pipc aimnet "aimnet==0.2.6"
 }
 
 build_env() {

@@ -1,6 +1,7 @@
 """The architectures. ``ARCHITECTURES`` is the one registry every consumer iterates:
 tests, the command line, config validation and the benchmarks."""
 
+from equinnp.models.aimnet2 import AIMNet2
 from equinnp.models.ani2x import ANI2x
 from equinnp.models.base import AtomicOutput, AtomisticModel, Graph
 from equinnp.models.dimenetpp import DimeNetPlusPlus
@@ -20,7 +21,8 @@ ARCHITECTURES = {
     "ani2x": ANI2x,
     "dimenetpp": DimeNetPlusPlus,
     "physnet": PhysNet,
+    "aimnet2": AIMNet2,
 }
 
-__all__ = ["ANI2x", "ARCHITECTURES", "AtomicOutput", "AtomisticModel", "DimeNetPlusPlus", "Graph", "MACE", "PaiNN", "PhysNet", "SAKE",
+__all__ = ["AIMNet2", "ANI2x", "ARCHITECTURES", "AtomicOutput", "AtomisticModel", "DimeNetPlusPlus", "Graph", "MACE", "PaiNN", "PhysNet", "SAKE",
            "SchNet", "TensorNet"]
