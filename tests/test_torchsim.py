@@ -216,9 +216,10 @@ def test_skin_gives_exactly_the_fresh_search_results_over_batched_md():
     torch.testing.assert_close(output["stress"], again["stress"], rtol=0, atol=1e-13)
 
 
-def test_integrate_in_float32_ends_where_the_ase_calculator_agrees():
+def test_integrate_in_float32_ends_where_the_ase_calculator_agrees(tmp_path):
     potential = tiny(dtype="float32")
-    model = EquinnpTorchSimModel(potential, device="cpu")
+    potential.save(tmp_path / "model.pt")
+    model = EquinnpTorchSimModel(str(tmp_path / "model.pt"), device="cpu")  # as in docs/simulation.md
     assert model.dtype == torch.float32
     final = ts.integrate(system=periodic_systems(), model=model, integrator=ts.nvt_langevin, n_steps=5,
                          temperature=300, timestep=0.0005, seed=0)  # timestep in ps
