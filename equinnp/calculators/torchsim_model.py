@@ -44,23 +44,15 @@ except ImportError as error:  # pragma: no cover - exercised only without the ex
         "(the torch-sim-atomistic package)"
     ) from error
 
+from equinnp.calculators.ase_calculator import DTYPES, _load
 from equinnp.neighbors import RadiusGraph
 from equinnp.neighbors.precomputed import reusable
 from equinnp.threads import check_threads, using_threads
 
 __all__ = ["EquinnpTorchSimModel"]
 
-DTYPES = {"float32": torch.float32, "float64": torch.float64, torch.float32: torch.float32, torch.float64: torch.float64}
 _EDGE_KEYS = ("edge_index", "cell_shifts", "neighbor_cutoff", "neighbor_pos", "neighbor_cell")
 Totals = Union[None, float, Sequence[float], Tensor]
-
-
-def _load(model):
-    if isinstance(model, torch.nn.Module):
-        return model
-    from equinnp.train.checkpoint import load_model_file
-
-    return load_model_file(model)[0]
 
 
 def _totals_argument(value: Totals, name: str) -> Optional[Tensor]:
