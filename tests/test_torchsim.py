@@ -190,7 +190,7 @@ def test_batched_langevin_equals_each_system_alone(monkeypatch):
         start += sizes[k]
 
 
-def test_skin_gives_exactly_the_fresh_search_results_over_batched_md():
+def test_skin_gives_the_fresh_search_results_over_batched_md():
     potential = tiny()
     model = EquinnpTorchSimModel(potential, device="cpu", skin=0.5)
     fresh = EquinnpTorchSimModel(potential, device="cpu", skin=0.0)
