@@ -12,6 +12,7 @@ embedding).
 import copy
 
 import ase
+import ase.io
 import numpy as np
 import pytest
 import torch
@@ -24,6 +25,7 @@ import equinnp
 from equinnp.calculators import EquinnpCalculator
 from equinnp.calculators import openmm_force as openmm_force_module
 from equinnp.calculators.openmm_force import PotentialComputation, openmm_force
+from equinnp.calculators.openmm_topology import openmm_topology
 from equinnp.data.bundled import ethanol_atoms
 
 KJ_PER_MOL = unit.kilojoule_per_mole
@@ -155,6 +157,34 @@ def test_ethanol_python_force_and_ml_potential_equal_the_ase_calculator(model_pa
     deviation = np.abs(single - double).max() / np.abs(double).max()
     assert 1e-10 < deviation < 1e-5  # the network ran in float32
     assert_equal_to_ase(context(ml.createSystem(topology), atoms), atoms, potential)  # the single one left it float64
+
+
+def test_topology_from_ase_atoms_keeps_every_atom_in_order(model_path, tmp_path):
+    atoms = ethanol_atoms()
+    topology, positions = openmm_topology(atoms)
+    assert [a.element.atomic_number for a in topology.atoms()] == atoms.numbers.tolist()
+    np.testing.assert_allclose(positions.value_in_unit(unit.angstrom), atoms.positions, rtol=0, atol=1e-12)
+    assert topology.getPeriodicBoxVectors() is None
+    system = MLPotential("equinnp", model=model_path).createSystem(topology)
+    ctx = openmm.Context(system, openmm.VerletIntegrator(0.5 * unit.femtosecond), openmm.Platform.getPlatformByName("Reference"))
+    ctx.setPositions(positions)
+    assert_equal_to_ase(ctx, atoms, tiny())
+    ase.io.write(tmp_path / "ethanol.pdb", atoms)  # the PDB round trip openmm_topology replaces loses atoms
+    with pytest.warns(UserWarning, match="duplicate atom"):
+        assert app.PDBFile(str(tmp_path / "ethanol.pdb")).topology.getNumAtoms() < len(atoms)
+
+    water = water_box()
+    topology, positions = openmm_topology(water)
+    box = np.array(topology.getPeriodicBoxVectors().value_in_unit(unit.angstrom))
+    np.testing.assert_allclose(box, water.cell.array, rtol=0, atol=1e-12)
+    tilted = water.copy()
+    tilted.set_cell([[WATER_SIDE, 0.5, 0], [0, WATER_SIDE, 0], [0, 0, WATER_SIDE]])
+    with pytest.raises(ValueError, match="reduced form"):
+        openmm_topology(tilted)
+    slab = water.copy()
+    slab.pbc = [True, True, False]
+    with pytest.raises(ValueError, match="all three directions"):
+        openmm_topology(slab)
 
 
 def test_ethanol_dynamics_runs_and_nve_conserves_energy(model_path, monkeypatch):
