@@ -5,6 +5,7 @@
   (needs the ``torchsim`` extra, ``pip install "equinnp[torchsim]"``);
 - ``openmm_force.openmm_force``: an OpenMM ``PythonForce`` (needs the ``openmm`` extra);
 - ``openmm_ml``: the ``"equinnp"`` entry of openmm-ml's ``MLPotential`` registry;
+- ``openmm_topology.openmm_topology``: an OpenMM ``Topology`` and positions from ``ase.Atoms``;
 - ``openmm_units``: the nm/kJ/mol ↔ Å/eV factors.
 """
 
