@@ -135,6 +135,7 @@ class PaiNN(AtomisticModel):
 
     paper = "Schütt, Unke, Gastegger, Equivariant message passing for the prediction of tensorial properties and molecular spectra, ICML 2021"
     tiny = dict(hidden_channels=16, num_interactions=2, num_rbf=8)
+    tabulatable = True
 
     def __init__(
         self,
@@ -178,12 +179,18 @@ class PaiNN(AtomisticModel):
             if block is not None:
                 block.reset_parameters()
 
+    def radial_network(self, r: Tensor) -> Tensor:
+        """The filters of every layer, :math:`W(r) f_c(r)`: ``r`` [E] → [E, T 3F] (one set: [E, 3F])."""
+        return self.filter_net(self.radial_basis(r)) * self.cutoff_fn(r).unsqueeze(-1)
+
+    def radial_modules(self) -> list:
+        return [self.radial_basis, self.cutoff_fn, self.filter_net]
+
     def forward(self, graph: Graph) -> AtomicOutput:
         F = self.hidden_channels
         length = graph.edge_length
         edge_dir = graph.edge_vec / length.clamp(min=1e-12).unsqueeze(-1)  # [E, 3]
-        filters = self.filter_net(self.radial_basis(length)) * self.cutoff_fn(length).unsqueeze(-1)  # [E, T*3F]
-        filters = filters.split(3 * F, dim=-1)  # T (or 1) x [E, 3F]
+        filters = self.radial(length).split(3 * F, dim=-1)  # T (or 1) x [E, 3F]
 
         q = self.embedding(graph.species)  # [N, F]
         q = self.embed_totals(q, graph)  # [N, F]
