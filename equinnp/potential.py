@@ -305,6 +305,17 @@ class Potential(nn.Module):
                                charges=atomic.charges, energy_terms=energy_terms, dipole=dipole,
                                member_energies=member_energies, energy_std=energy_std)
 
+    def tabulate_radial(self, enabled: bool = True, *, spacing: Optional[float] = None, tolerance: float = 1e-7,
+                        degree: int = 5) -> "Potential":
+        """Evaluate the core network's radial network by a table in eval mode (``equinnp.nn.tabulation``).
+
+        An inference option of SchNet and PaiNN (``AtomisticModel.tabulate_radial``):
+        the table is built on the first evaluation, rebuilt whenever the weights
+        change, never used in training mode and never saved. Returns ``self``.
+        """
+        self.model.tabulate_radial(enabled, spacing=spacing, tolerance=tolerance, degree=degree)
+        return self
+
     def hessian(self, data, chunk_size: Optional[int] = None) -> Tensor:
         """Hessian [3N, 3N] of the energy in the positions (eV/Å²), by autograd: :func:`equinnp.hessian.hessian`."""
         from equinnp.hessian import hessian

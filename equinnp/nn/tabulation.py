@@ -190,7 +190,7 @@ class RadialTabulation:
                 worst = max(table.error.values())
                 if self.spacing is not None or worst <= self.tolerance:
                     break
-                if table.interpolant.knots.numel() > MAX_TABLE_ENTRIES:
+                if 2 * table.interpolant.knots.numel() > MAX_TABLE_ENTRIES:  # the next, halved spacing
                     raise ValueError(
                         f"tabulating {type(model).__name__}'s radial network to a relative error of {self.tolerance:g} "
                         f"needs a spacing below {table.spacing:.3g} Å (measured error {worst:.3g} there): "
