@@ -39,7 +39,7 @@ __all__ = ["RadialTable", "RadialTabulation", "build_table", "TABLE_START"]
 TABLE_START = 0.05
 #: Samples per interval at which the error against the network is measured (interior points t = s / (S + 1)).
 ERROR_SAMPLES = 3
-#: Largest table (knot data) a refinement may build: 32 MB in float32.
+#: Largest table (coefficients) a refinement may build: 32 MB in float32.
 MAX_TABLE_ENTRIES = 8_000_000
 
 
@@ -62,7 +62,8 @@ class RadialTable(NamedTuple):
     Attributes
     ----------
     interpolant : HermiteTable
-        Knot data [G, a, C] in the model's dtype, with start, spacing and stop (the cutoff), Å.
+        Per-interval coefficients [G - 1, n + 1, C] in the model's dtype, with start, spacing and
+        stop (the cutoff), Å.
     error : dict
         ``value`` and ``derivative``: the largest deviation from the network at
         the sampled points between the knots, over the largest magnitude of
@@ -106,7 +107,7 @@ def build_table(network: Callable[[Tensor], Tensor], stop: float, spacing: float
     below[-1] = torch.nextafter(below[-1], below.new_zeros(()))
     known = _derivatives(network, below, 1 if degree == 3 else 2)  # [G, C] each
     data = torch.stack([series * h**k for k, series in enumerate(known)], dim=1)  # [G, a, C]
-    exact_table = HermiteTable(data, start, h, stop)
+    exact_table = HermiteTable.from_knots(data, start, h, stop)
 
     fractions = torch.arange(1, ERROR_SAMPLES + 1, dtype=torch.float64) / (ERROR_SAMPLES + 1)  # [S]
     probes = (knots[:-1, None] + h * fractions).reshape(-1)  # [(G-1) S]
@@ -117,7 +118,7 @@ def build_table(network: Callable[[Tensor], Tensor], stop: float, spacing: float
         "derivative": float((evaluate(probes, exact_table, 1) - exact_derivative).abs().max()
                             / known[1].abs().max().clamp(min=1e-300)),
     }
-    return RadialTable(HermiteTable(data.to(dtype), start, h, stop), error, key)
+    return RadialTable(HermiteTable.from_knots(data, start, h, stop, dtype), error, key)
 
 
 class RadialTabulation:
@@ -190,14 +191,15 @@ class RadialTabulation:
                 worst = max(table.error.values())
                 if self.spacing is not None or worst <= self.tolerance:
                     break
-                if 2 * table.interpolant.knots.numel() > MAX_TABLE_ENTRIES:  # the next, halved spacing
+                if 2 * table.interpolant.coefficients.numel() > MAX_TABLE_ENTRIES:  # the next, halved spacing
                     raise ValueError(
                         f"tabulating {type(model).__name__}'s radial network to a relative error of {self.tolerance:g} "
                         f"needs a spacing below {table.spacing:.3g} Å (measured error {worst:.3g} there): "
                         "pass a larger tolerance or an explicit spacing"
                     )
                 spacing = table.spacing / 2
-        return table._replace(interpolant=table.interpolant._replace(knots=table.interpolant.knots.to(device)))
+        interpolant = table.interpolant
+        return table._replace(interpolant=interpolant._replace(coefficients=interpolant.coefficients.to(device)))
 
 
 def _float64_copy(model: nn.Module) -> nn.Module:
