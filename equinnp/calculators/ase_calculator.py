@@ -71,12 +71,16 @@ class EquinnpCalculator(Calculator):
         Evaluate the radial network by a table (``Potential.tabulate_radial``:
         SchNet and PaiNN; force error against the network below 1e-6 relative).
         It switches the option on the potential given.
+    reuse_memory : bool
+        Keep freed memory in the process for the next call (glibc ``malloc``
+        options, ``equinnp.memory.reuse_freed_memory``): no page faults for the
+        same tensors at every step. It applies to the whole process, for good.
     """
 
     implemented_properties = ["energy", "free_energy", "energies", "forces", "stress", "charges", "dipole", "energy_std"]
 
     def __init__(self, model, device: str = "cpu", dtype=None, skin: float = 1.0, threads: Optional[int] = None,
-                 compile=False, tabulate: bool = False, **kwargs):
+                 compile=False, tabulate: bool = False, reuse_memory: bool = True, **kwargs):
         super().__init__(**kwargs)
         potential = _load(model)
         if dtype is not None:
@@ -86,6 +90,10 @@ class EquinnpCalculator(Calculator):
         self.potential = potential.to(device).eval()
         if tabulate:
             self.potential.tabulate_radial()
+        if reuse_memory:
+            from equinnp.memory import reuse_freed_memory
+
+            reuse_freed_memory()
         self.device = device
         self.threads = check_threads(threads)
         self.neighbors = RadiusGraph(self.potential.search_cutoff, skin)  # checks the skin
