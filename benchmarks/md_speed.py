@@ -18,7 +18,11 @@ water atoms. The peers run in their own venvs in long-lived worker processes;
 the contenders take turns, one block of steps each, ``repeats`` times after a
 warm-up; medians of the blocks' rates are reported.
 
-    python benchmarks/md_speed.py MODEL [--repeats 5] [--only ethanol]
+With ``--tabulate`` equinnp's calculator evaluates the radial network by its
+table (``EquinnpCalculator(tabulate=True)``, SchNet and PaiNN); the calculator
+keeps freed memory for the next step (``reuse_memory``, its default) either way.
+
+    python benchmarks/md_speed.py MODEL [--repeats 5] [--only ethanol] [--tabulate]
 """
 
 from __future__ import annotations
@@ -141,6 +145,7 @@ def main(argv=None) -> int:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--only", choices=["ethanol", "water"])
     parser.add_argument("--output", help="results file (default benchmarks/results/md_speed.md)")
+    parser.add_argument("--tabulate", action="store_true", help="equinnp with its radial network tabulated")
     parser.add_argument("--worker", nargs=2, metavar=("PEER", "STRUCTURE"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
@@ -162,7 +167,7 @@ def main(argv=None) -> int:
     for label, atoms in systems.items():
         structure = Path(tempfile.mkdtemp()) / "start.xyz"
         ase.io.write(structure, atoms, format="extxyz")
-        calculator = EquinnpCalculator(args.model, threads=1)
+        calculator = EquinnpCalculator(args.model, threads=1, tabulate=args.tabulate)
         contenders = {"equinnp": _stepper(atoms.copy(), calculator)}
         peers = {}
         for peer in PEERS:
@@ -185,7 +190,8 @@ def main(argv=None) -> int:
         rows.append([label, "", "equinnp neighbor searches", calculator.neighbor_searches, ""])
     notes = [
         f"Machine: {machine(1)}; load average at the start {load_start:.1f}.",
-        f"equinnp model: `{args.model}`; float32 everywhere; one torch thread per contender; ASE VelocityVerlet, 0.5 fs.",
+        f"equinnp model: `{args.model}`{' (radial network tabulated)' if args.tabulate else ''}; float32 everywhere; "
+        "one torch thread per contender; ASE VelocityVerlet, 0.5 fs.",
         f"Medians of {args.repeats} blocks ({', '.join(f'{k}: {v} steps' for k, v in BLOCKS.items())}), contenders taking turns.",
         "ratio: equinnp's steps/s over the peer's (above 1: equinnp faster).",
         "Command: `python benchmarks/md_speed.py " + " ".join(argv if argv is not None else sys.argv[1:]) + "`",
