@@ -32,7 +32,7 @@ RMD17 = HERE.parents[1] / "shared" / "data" / "rmd17" / "rmd17_aspirin_train_01.
 #: ``equinnp.ARCHITECTURES`` has one (``tests/test_benchmarks.py``).
 PEER_BENCHMARKS = {
     "schnet": ("schnet_inference.py", "torch_geometric SchNet 2.8.1 (same process)"),
-    "painn": ("training_throughput.py", "SchNetPack 2.1.1 PaiNN (.peers/schnetpack)"),
+    "painn": ("painn_inference.py", "SchNetPack 2.1.1 PaiNN (.peers/schnetpack)"),
     "mace": ("mace_inference.py", "mace-torch 0.3.16 (.peers/mace)"),
     "tensornet": ("tensornet_inference.py", "TorchMD-Net 3.1.0 TensorNet (.peers/torchmdnet)"),
     "sake": ("sake_inference.py", "sake-gnn 0.0.2.post1 DenseSAKEModel, JAX (.peers/sake)"),

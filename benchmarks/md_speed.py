@@ -18,7 +18,13 @@ water atoms. The peers run in their own venvs in long-lived worker processes;
 the contenders take turns, one block of steps each, ``repeats`` times after a
 warm-up; medians of the blocks' rates are reported.
 
-    python benchmarks/md_speed.py MODEL [--repeats 5] [--only ethanol]
+With ``--tabulate`` equinnp's calculator evaluates the radial network by its
+table (``EquinnpCalculator(tabulate=True)``, SchNet and PaiNN); the calculator
+keeps freed memory for the next step (``reuse_memory``, its default) either way.
+
+``--peer-glibc-reuse`` gives the peers the same glibc options.
+
+    python benchmarks/md_speed.py MODEL [--repeats 5] [--only ethanol] [--tabulate] [--peer-glibc-reuse]
 """
 
 from __future__ import annotations
@@ -111,9 +117,14 @@ def worker(peer: str, structure: str) -> None:
 
 
 # ------------------------------------------------------------------ main
+#: glibc malloc options equal to ``equinnp.memory.reuse_freed_memory`` (which the equinnp calculator sets).
+GLIBC_REUSE = {"MALLOC_MMAP_MAX_": "0", "MALLOC_TRIM_THRESHOLD_": str(1 << 30)}
+
+
 class PeerProcess:
-    def __init__(self, peer: str, structure: str):
-        env = dict(os.environ, OMP_NUM_THREADS="1", TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD="1", TORCHANI_NO_WARN_EXTENSIONS="1")
+    def __init__(self, peer: str, structure: str, glibc_reuse: bool = False):
+        env = dict(os.environ, OMP_NUM_THREADS="1", TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD="1", TORCHANI_NO_WARN_EXTENSIONS="1",
+                   **(GLIBC_REUSE if glibc_reuse else {}))
         self.process = subprocess.Popen([str(PEERS[peer]), __file__, "--worker", peer, structure], stdin=subprocess.PIPE,
                                         stdout=subprocess.PIPE, text=True, env=env)
         line = "start"
@@ -141,6 +152,9 @@ def main(argv=None) -> int:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--only", choices=["ethanol", "water"])
     parser.add_argument("--output", help="results file (default benchmarks/results/md_speed.md)")
+    parser.add_argument("--tabulate", action="store_true", help="equinnp with its radial network tabulated")
+    parser.add_argument("--peer-glibc-reuse", action="store_true",
+                        help="run the peers with the glibc malloc options the equinnp calculator sets")
     parser.add_argument("--worker", nargs=2, metavar=("PEER", "STRUCTURE"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
@@ -162,12 +176,12 @@ def main(argv=None) -> int:
     for label, atoms in systems.items():
         structure = Path(tempfile.mkdtemp()) / "start.xyz"
         ase.io.write(structure, atoms, format="extxyz")
-        calculator = EquinnpCalculator(args.model, threads=1)
+        calculator = EquinnpCalculator(args.model, threads=1, tabulate=args.tabulate)
         contenders = {"equinnp": _stepper(atoms.copy(), calculator)}
         peers = {}
         for peer in PEERS:
             try:
-                peers[peer] = contenders[peer] = PeerProcess(peer, str(structure))
+                peers[peer] = contenders[peer] = PeerProcess(peer, str(structure), args.peer_glibc_reuse)
             except (RuntimeError, OSError, json.JSONDecodeError) as error:
                 print(f"{peer}: {error}", file=sys.stderr)
         rates = {name: [] for name in contenders}
@@ -185,9 +199,13 @@ def main(argv=None) -> int:
         rows.append([label, "", "equinnp neighbor searches", calculator.neighbor_searches, ""])
     notes = [
         f"Machine: {machine(1)}; load average at the start {load_start:.1f}.",
-        f"equinnp model: `{args.model}`; float32 everywhere; one torch thread per contender; ASE VelocityVerlet, 0.5 fs.",
+        f"equinnp model: `{args.model}`{' (radial network tabulated)' if args.tabulate else ''}; float32 everywhere; "
+        "one torch thread per contender; ASE VelocityVerlet, 0.5 fs.",
         f"Medians of {args.repeats} blocks ({', '.join(f'{k}: {v} steps' for k, v in BLOCKS.items())}), contenders taking turns.",
         "ratio: equinnp's steps/s over the peer's (above 1: equinnp faster).",
+        "The equinnp calculator keeps freed memory for the next step (glibc malloc options, `reuse_memory=True`); "
+        + ("the peers ran with the same options in their environment (`MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=1073741824`)."
+           if args.peer_glibc_reuse else "the peers ran as installed (glibc defaults)."),
         "Command: `python benchmarks/md_speed.py " + " ".join(argv if argv is not None else sys.argv[1:]) + "`",
     ]
     print(write_table(Path(args.output) if args.output else RESULTS / "md_speed.md", "MD steps per second: equinnp, mace-torch and TorchANI ASE calculators", notes,

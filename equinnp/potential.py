@@ -137,6 +137,7 @@ class Potential(nn.Module):
 
     def _read_input(self, data):
         z, pos = data.z, data.pos
+        dtype = self.dtype  # once per call: it iterates the parameters
         check_positions(pos, z.shape[0])
         batch = getattr(data, "batch", None)
         if batch is None:
@@ -147,14 +148,14 @@ class Potential(nn.Module):
         cell = getattr(data, "cell", None)
         pbc = getattr(data, "pbc", None)
         if cell is not None:
-            cell = cell.to(self.dtype).reshape(-1, 3, 3)
+            cell = cell.to(dtype).reshape(-1, 3, 3)
             pbc = torch.ones(cell.shape[0], 3, dtype=torch.bool, device=cell.device) if pbc is None else pbc.reshape(-1, 3)
             if cell.shape[0] != num_graphs or pbc.shape[0] != num_graphs:
                 raise ValueError(f"cell has shape {tuple(cell.shape)} and pbc {tuple(pbc.shape)} for {num_graphs} systems: expected [B, 3, 3] and [B, 3]")
             check_cells(cell, pbc)
             if not pbc.any():
                 cell = pbc = None
-        return z, pos.to(self.dtype), batch, num_graphs, cell, pbc
+        return z, pos.to(dtype), batch, num_graphs, cell, pbc
 
     def _edges(self, data, pos: Tensor, batch: Tensor, cell: Optional[Tensor], pbc: Optional[Tensor]):
         """``(edge_index, cell_shifts, precomputed)`` at ``search_cutoff``: the precomputed edges
@@ -164,7 +165,7 @@ class Potential(nn.Module):
         neighbors = radius_graph(pos.detach(), self.search_cutoff, batch=batch, cell=cell, pbc=pbc)
         return neighbors.edge_index, neighbors.cell_shifts, False
 
-    def _total(self, data, name: str, default: float, num_graphs: int, device) -> Tensor:
+    def _total(self, data, name: str, default: float, num_graphs: int, device, dtype: torch.dtype) -> Tensor:
         """``data.charge`` or ``data.spin`` as [B], the default where absent (refused if the model requires it)."""
         value = getattr(data, name, None)
         if value is None:
@@ -173,8 +174,8 @@ class Potential(nn.Module):
                     f"this {self.architecture} model needs the total {name} of every system: set data.{name} "
                     f"([B]; e.g. equinnp.data.from_ase reads atoms.info['{name}'])"
                 )
-            return torch.full((num_graphs,), default, dtype=self.dtype, device=device)
-        value = value.reshape(-1).to(self.dtype)
+            return torch.full((num_graphs,), default, dtype=dtype, device=device)
+        value = value.reshape(-1).to(dtype)
         if value.shape[0] != num_graphs:
             raise ValueError(f"data.{name} has {value.shape[0]} values for {num_graphs} systems")
         return value
@@ -256,8 +257,8 @@ class Potential(nn.Module):
             edge_length=edge_length,
             batch=batch,
             num_graphs=num_graphs,
-            charge=self._total(data, "charge", 0.0, num_graphs, pos.device),
-            spin=self._total(data, "spin", 1.0, num_graphs, pos.device),
+            charge=self._total(data, "charge", 0.0, num_graphs, pos.device, pos.dtype),
+            spin=self._total(data, "spin", 1.0, num_graphs, pos.device, pos.dtype),
             cell_shifts=cell_shifts,
             cell=cell,
             pbc=pbc,
@@ -304,6 +305,17 @@ class Potential(nn.Module):
         return PotentialOutput(energy=energy, forces=forces, atomic_energies=atomic_energies, stress=stress,
                                charges=atomic.charges, energy_terms=energy_terms, dipole=dipole,
                                member_energies=member_energies, energy_std=energy_std)
+
+    def tabulate_radial(self, enabled: bool = True, *, spacing: Optional[float] = None, tolerance: float = 1e-7,
+                        degree: int = 5) -> "Potential":
+        """Evaluate the core network's radial network by a table in eval mode (``equinnp.nn.tabulation``).
+
+        An inference option of SchNet and PaiNN (``AtomisticModel.tabulate_radial``):
+        the table is built on the first evaluation, rebuilt whenever the weights
+        change, never used in training mode and never saved. Returns ``self``.
+        """
+        self.model.tabulate_radial(enabled, spacing=spacing, tolerance=tolerance, degree=degree)
+        return self
 
     def hessian(self, data, chunk_size: Optional[int] = None) -> Tensor:
         """Hessian [3N, 3N] of the energy in the positions (eV/Å²), by autograd: :func:`equinnp.hessian.hessian`."""

@@ -67,12 +67,20 @@ class EquinnpCalculator(Calculator):
     compile : bool or str
         Run the core network through ``torch.compile`` (dynamic shapes; see
         ``equinnp.compiled``); a string names the backend (default ``"inductor"``).
+    tabulate : bool
+        Evaluate the radial network by a table (``Potential.tabulate_radial``:
+        SchNet and PaiNN; force error against the network below 1e-6 relative).
+        It switches the option on the potential given.
+    reuse_memory : bool
+        Keep freed memory in the process for the next call (glibc ``malloc``
+        options, ``equinnp.memory.reuse_freed_memory``): no page faults for the
+        same tensors at every step. It applies to the whole process, for good.
     """
 
     implemented_properties = ["energy", "free_energy", "energies", "forces", "stress", "charges", "dipole", "energy_std"]
 
     def __init__(self, model, device: str = "cpu", dtype=None, skin: float = 1.0, threads: Optional[int] = None,
-                 compile=False, **kwargs):
+                 compile=False, tabulate: bool = False, reuse_memory: bool = True, **kwargs):
         super().__init__(**kwargs)
         potential = _load(model)
         if dtype is not None:
@@ -80,6 +88,12 @@ class EquinnpCalculator(Calculator):
                 raise ValueError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
             potential = potential.to(DTYPES[dtype])
         self.potential = potential.to(device).eval()
+        if tabulate:
+            self.potential.tabulate_radial()
+        if reuse_memory:
+            from equinnp.memory import reuse_freed_memory
+
+            reuse_freed_memory()
         self.device = device
         self.threads = check_threads(threads)
         self.neighbors = RadiusGraph(self.potential.search_cutoff, skin)  # checks the skin

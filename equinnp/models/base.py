@@ -227,6 +227,55 @@ class AtomisticModel(nn.Module):
         charges, weights = self.charge_head(h)  # [N], [N]
         return AtomicOutput(energy=energy, charges=charges, charge_weights=weights)
 
+    # ------------------------------------------------------- tabulation
+    #: The model has a radial network of the distance alone (:meth:`radial_network`) that
+    #: :meth:`tabulate_radial` can replace by a table at inference (``equinnp.nn.tabulation``).
+    tabulatable: ClassVar[bool] = False
+
+    def radial_network(self, r: Tensor) -> Tensor:
+        """The radial network of the distance, ``r`` [E] → [E, C] (architectures with ``tabulatable``)."""
+        raise TypeError(f"{type(self).__name__} has no radial network that equinnp can tabulate")
+
+    def radial_modules(self) -> list:
+        """The submodules whose parameters and buffers :meth:`radial_network` reads."""
+        raise TypeError(f"{type(self).__name__} has no radial network that equinnp can tabulate")
+
+    def tabulate_radial(self, enabled: bool = True, *, spacing: Optional[float] = None, tolerance: float = 1e-7,
+                        degree: int = 5):
+        """Evaluate :meth:`radial_network` by a cubic Hermite table in eval mode (``equinnp.nn.tabulation``).
+
+        The table is built on first use and rebuilt whenever the weights it reads
+        change; in training mode the network itself runs, so gradients reach its
+        weights. ``spacing`` (Å) fixes the knot spacing; by default it is halved
+        from 0.01 Å until the measured relative error of the value and the
+        derivative is at most ``tolerance``. ``degree``: 5 (quintic Hermite, C2)
+        or 3 (cubic Hermite, C1). ``enabled=False`` switches it off.
+        Returns the model.
+        """
+        if not enabled:
+            self.tabulation = None
+            return self
+        if not self.tabulatable:
+            raise TypeError(
+                f"{type(self).__name__} has no radial network that equinnp can tabulate "
+                "(tabulate_radial supports the architectures with tabulatable = True)"
+            )
+        from equinnp.nn.tabulation import RadialTabulation
+
+        self.tabulation = RadialTabulation(type(self).radial_network, type(self).radial_modules, spacing, tolerance,
+                                           degree=degree)
+        return self
+
+    def uses_table(self) -> bool:
+        """Whether :meth:`radial` reads the table: tabulation on and the model in eval mode."""
+        return getattr(self, "tabulation", None) is not None and not self.training
+
+    def radial(self, r: Tensor) -> Tensor:
+        """``radial_network(r)`` [E, C]: by the table when :meth:`uses_table`."""
+        if self.uses_table():
+            return self.tabulation.table(self)(r)
+        return self.radial_network(r)
+
     def fit(self, statistics) -> dict:
         """Fit data-dependent constants (not weights) from an ``equinnp.data.DatasetStatistics``.
 

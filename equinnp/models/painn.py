@@ -8,7 +8,7 @@ gives the same numbers with the same weights (``tests/test_parity_schnetpack_pai
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Optional, Sequence, Tuple
 
 import torch
 from torch import Tensor, nn
@@ -16,6 +16,7 @@ from torch_geometric.nn import MessagePassing
 
 from equinnp.models.base import AtomicOutput, AtomisticModel, Graph
 from equinnp.nn import BesselRBF, CosineCutoff
+from equinnp.nn.scatter import scatter_sum
 
 __all__ = ["PaiNN", "PaiNNMessage", "PaiNNUpdate"]
 
@@ -46,13 +47,19 @@ class PaiNNMessage(MessagePassing):
 
     def forward(self, q: Tensor, mu: Tensor, edge_index: Tensor, filters: Tensor, edge_dir: Tensor):
         context = self.context_net(q)  # [N, 3F]
-        delta = self.propagate(edge_index, context=context, mu=mu, filters=filters, edge_dir=edge_dir)  # [N, 4, F]
-        return q + delta[:, 0], mu + delta[:, 1:]
+        dq, dmu = self.propagate(edge_index, context=context, mu=mu, filters=filters, edge_dir=edge_dir,
+                                 size=(q.shape[0], q.shape[0]))  # [N, F], [N, 3, F]
+        return q + dq, mu + dmu
 
-    def message(self, context_j: Tensor, mu_j: Tensor, filters: Tensor, edge_dir: Tensor) -> Tensor:
+    def message(self, context_j: Tensor, mu_j: Tensor, filters: Tensor, edge_dir: Tensor) -> Tuple[Tensor, Tensor]:
         dq, dmu_dir, dmu_mu = torch.split(context_j * filters, self.hidden_channels, dim=-1)  # 3 x [E, F]
-        dmu = dmu_dir.unsqueeze(1) * edge_dir.unsqueeze(-1) + dmu_mu.unsqueeze(1) * mu_j  # [E, 3, F]
-        return torch.cat([dq.unsqueeze(1), dmu], dim=1)  # [E, 4, F]
+        dmu = torch.addcmul(dmu_dir.unsqueeze(1) * edge_dir.unsqueeze(-1), dmu_mu.unsqueeze(1), mu_j)  # [E, 3, F]
+        return dq, dmu
+
+    def aggregate(self, inputs: Tuple[Tensor, Tensor], index: Tensor, dim_size: Optional[int] = None) -> Tuple[Tensor, Tensor]:
+        # the scalar and vector messages are summed separately (no [E, 4, F] concatenation)
+        dq, dmu = inputs
+        return scatter_sum(dq, index, dim_size), scatter_sum(dmu, index, dim_size)  # [N, F], [N, 3, F]
 
 
 class PaiNNUpdate(nn.Module):
@@ -135,6 +142,7 @@ class PaiNN(AtomisticModel):
 
     paper = "Schütt, Unke, Gastegger, Equivariant message passing for the prediction of tensorial properties and molecular spectra, ICML 2021"
     tiny = dict(hidden_channels=16, num_interactions=2, num_rbf=8)
+    tabulatable = True
 
     def __init__(
         self,
@@ -178,12 +186,18 @@ class PaiNN(AtomisticModel):
             if block is not None:
                 block.reset_parameters()
 
+    def radial_network(self, r: Tensor) -> Tensor:
+        """The filters of every layer, :math:`W(r) f_c(r)`: ``r`` [E] → [E, T 3F] (one set: [E, 3F])."""
+        return self.filter_net(self.radial_basis(r)) * self.cutoff_fn(r).unsqueeze(-1)
+
+    def radial_modules(self) -> list:
+        return [self.radial_basis, self.cutoff_fn, self.filter_net]
+
     def forward(self, graph: Graph) -> AtomicOutput:
         F = self.hidden_channels
         length = graph.edge_length
         edge_dir = graph.edge_vec / length.clamp(min=1e-12).unsqueeze(-1)  # [E, 3]
-        filters = self.filter_net(self.radial_basis(length)) * self.cutoff_fn(length).unsqueeze(-1)  # [E, T*3F]
-        filters = filters.split(3 * F, dim=-1)  # T (or 1) x [E, 3F]
+        filters = self.radial(length).split(3 * F, dim=-1)  # T (or 1) x [E, 3F]
 
         q = self.embedding(graph.species)  # [N, F]
         q = self.embed_totals(q, graph)  # [N, F]

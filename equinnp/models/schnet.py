@@ -28,8 +28,10 @@ class CFConv(MessagePassing):
 
     with :math:`e` the Gaussian expansion and :math:`f_c` the cosine cutoff.
 
-    Shapes: ``x`` [N, F_in], ``edge_index`` [2, E], ``edge_rbf`` [E, K],
-    ``edge_cutoff`` [E] → [N, F_out].
+    The filter :math:`W_{ij} = \mathrm{MLP}(e(r_{ij}))\, f_c(r_{ij})` is computed by
+    the model (:meth:`filter`, or its table, ``equinnp.nn.tabulation``) and passed in.
+
+    Shapes: ``x`` [N, F_in], ``edge_index`` [2, E], ``W`` [E, F] → [N, F_out].
     """
 
     def __init__(self, in_channels: int, out_channels: int, num_filters: int, num_gaussians: int):
@@ -47,8 +49,11 @@ class CFConv(MessagePassing):
             if linear.bias is not None:
                 nn.init.zeros_(linear.bias)
 
-    def forward(self, x: Tensor, edge_index: Tensor, edge_rbf: Tensor, edge_cutoff: Tensor) -> Tensor:
-        W = self.filter_net(edge_rbf) * edge_cutoff.unsqueeze(-1)  # [E, F]
+    def filter(self, edge_rbf: Tensor, edge_cutoff: Tensor) -> Tensor:
+        """``MLP(e(r)) f_c(r)``: ``edge_rbf`` [E, K], ``edge_cutoff`` [E, 1] → [E, F]."""
+        return self.filter_net(edge_rbf) * edge_cutoff
+
+    def forward(self, x: Tensor, edge_index: Tensor, W: Tensor) -> Tensor:
         x = self.lin1(x)  # [N, F]
         x = self.propagate(edge_index, x=x, W=W)  # [N, F]
         return self.lin2(x)
@@ -72,8 +77,8 @@ class SchNetInteraction(nn.Module):
         nn.init.xavier_uniform_(self.lin.weight)
         nn.init.zeros_(self.lin.bias)
 
-    def forward(self, h: Tensor, edge_index: Tensor, edge_rbf: Tensor, edge_cutoff: Tensor) -> Tensor:
-        return self.lin(self.act(self.conv(h, edge_index, edge_rbf, edge_cutoff)))  # [N, F]
+    def forward(self, h: Tensor, edge_index: Tensor, W: Tensor) -> Tensor:
+        return self.lin(self.act(self.conv(h, edge_index, W)))  # [N, F]
 
 
 class SchNet(AtomisticModel):
@@ -122,6 +127,7 @@ class SchNet(AtomisticModel):
 
     paper = "Schütt et al., SchNet – A deep learning architecture for molecules and materials, J. Chem. Phys. 148, 241722 (2018)"
     tiny = dict(hidden_channels=16, num_filters=16, num_interactions=2, num_gaussians=12)
+    tabulatable = True
 
     def __init__(
         self,
@@ -138,6 +144,7 @@ class SchNet(AtomisticModel):
     ):
         super().__init__(cutoff=cutoff, elements=elements)
         self.hidden_channels = hidden_channels
+        self.num_filters = num_filters
         self.embedding = nn.Embedding(self.num_elements, hidden_channels)
         self.distance_expansion = GaussianRBF(0.0, cutoff, num_gaussians)
         self.cutoff_fn = CosineCutoff(cutoff)
@@ -161,13 +168,28 @@ class SchNet(AtomisticModel):
             if block is not None:
                 block.reset_parameters()
 
+    def filters(self, r: Tensor) -> list:
+        """The filter of every interaction, ``r`` [E] → T x [E, F]."""
+        edge_rbf = self.distance_expansion(r)  # [E, K]
+        edge_cutoff = self.cutoff_fn(r).unsqueeze(-1)  # [E, 1]
+        return [interaction.conv.filter(edge_rbf, edge_cutoff) for interaction in self.interactions]
+
+    def radial_network(self, r: Tensor) -> Tensor:
+        """All filters side by side, ``r`` [E] → [E, T F] (what ``tabulate_radial`` tabulates)."""
+        return torch.cat(self.filters(r), dim=-1)
+
+    def radial_modules(self) -> list:
+        return [self.distance_expansion, self.cutoff_fn] + [interaction.conv.filter_net for interaction in self.interactions]
+
     def forward(self, graph: Graph) -> AtomicOutput:
         h = self.embedding(graph.species)  # [N, F]
         h = self.embed_totals(h, graph)  # [N, F]
-        edge_rbf = self.distance_expansion(graph.edge_length)  # [E, K]
-        edge_cutoff = self.cutoff_fn(graph.edge_length)  # [E]
-        for interaction in self.interactions:
-            h = h + interaction(h, graph.edge_index, edge_rbf, edge_cutoff)
+        if self.uses_table():
+            filters = self.radial(graph.edge_length).split(self.num_filters, dim=-1)  # T x [E, F]
+        else:
+            filters = self.filters(graph.edge_length)  # T x [E, F]
+        for interaction, W in zip(self.interactions, filters):
+            h = h + interaction(h, graph.edge_index, W)
         energy = self.lin2(self.act(self.lin1(h))).squeeze(-1)  # [N]
         return self.atomic_output(energy, h)
 
