@@ -18,11 +18,11 @@ from equinnp.data import from_ase
 from equinnp.data.bundled import ethanol_atoms
 
 
-def pair(name, backend):
-    cls = equinnp.ARCHITECTURES[name]
+def pair(name, backend, **overrides):
+    hyper = {**equinnp.ARCHITECTURES[name].tiny, **overrides}
     torch.manual_seed(0)
-    eager = equinnp.build_potential(name, cutoff=4.0, elements=[1, 6, 8], dtype="float64", **cls.tiny).eval()
-    compiled = equinnp.build_potential(name, cutoff=4.0, elements=[1, 6, 8], dtype="float64", **cls.tiny).eval()
+    eager = equinnp.build_potential(name, cutoff=4.0, elements=[1, 6, 8], dtype="float64", **hyper).eval()
+    compiled = equinnp.build_potential(name, cutoff=4.0, elements=[1, 6, 8], dtype="float64", **hyper).eval()
     compiled.load_state_dict(eager.state_dict())
     return eager, compile_potential(compiled, backend=backend)
 
@@ -32,6 +32,7 @@ def assert_matches_eager(eager, compiled, frames=5):
     torch._dynamo.utils.counters.clear()
     rng = np.random.default_rng(0)
     edge_counts = set()
+    compiled_after_first = None
     for k in range(frames):
         atoms = ethanol_atoms()
         atoms.positions *= 1.0 + 0.15 * k  # stretched: fewer pairs within the cutoff each time
@@ -43,10 +44,14 @@ def assert_matches_eager(eager, compiled, frames=5):
         from equinnp.neighbors import radius_graph
 
         edge_counts.add(radius_graph(data.pos, 4.0).edge_index.shape[1])
+        if k == 0:
+            compiled_after_first = torch._dynamo.utils.counters["frames"]["total"]  # frames dynamo compiled
     assert len(edge_counts) >= 3
     assert torch._dynamo.utils.counters["stats"]["unique_graphs"] >= 1
     # recompilations: the first frame compiles; dynamic shapes keep later edge counts on the same graphs
-    assert sum(torch._dynamo.utils.counters["recompiles"].values()) <= 1
+    # (at most one recompiled frame: MACE's one-time avg_num_neighbors check flips a guard on frame 2)
+    assert compiled_after_first >= 1
+    assert torch._dynamo.utils.counters["frames"]["total"] - compiled_after_first <= 1
 
 
 def test_calculator_compile_option_equals_eager_without_recompiling():
@@ -55,6 +60,13 @@ def test_calculator_compile_option_equals_eager_without_recompiling():
     calculator = EquinnpCalculator(pair("schnet", "aot_eager")[0], compile="aot_eager", skin=0.0)
     assert set(calculator.potential.state_dict()) == set(eager.state_dict())
     assert_matches_eager(eager, calculator.potential)
+
+
+@pytest.mark.slow  # dynamo traces MACE's 14 graphs: 30-40 s of CPU even with aot_eager
+def test_mace_compiles_equal_to_eager_without_recompiling():
+    # e3nn Irreps stay out of MACE's forward pass (dynamo cannot guard on them); graph breaks remain
+    # (smaller than the tiny set, l_max 1, to keep dynamo's tracing short; vectors 1o stay in the features)
+    assert_matches_eager(*pair("mace", "aot_eager", max_ell=1, hidden_irreps="4x0e + 4x1o"))
 
 
 @pytest.mark.slow

@@ -18,7 +18,7 @@ import torch
 from e3nn import o3
 from torch import Tensor
 
-__all__ = ["uvu_instructions", "uniform_multiplicity", "to_channels", "from_channels", "to_components", "from_components", "refresh_wigner_3j"]
+__all__ = ["uvu_instructions", "uniform_multiplicity", "to_channels", "from_channels", "block_layout", "to_components", "from_components", "refresh_wigner_3j"]
 
 
 def uvu_instructions(irreps_in: o3.Irreps, irreps_edge: o3.Irreps, target: o3.Irreps) -> Tuple[o3.Irreps, List[tuple]]:
@@ -77,11 +77,27 @@ def from_channels(x: Tensor, irreps: o3.Irreps) -> Tensor:
     return torch.cat(blocks, dim=-1)  # [N, irreps.dim]
 
 
-def to_components(x: Tensor, irreps: o3.Irreps) -> Tensor:
-    """e3nn layout ``[N, irreps.dim]`` → component-major ``[D, N, C]`` (one contiguous [N, C] slab per m)."""
+def block_layout(irreps: o3.Irreps) -> Tuple[int, Tuple[int, ...]]:
+    """``(C, (2l_1+1, 2l_2+1, ...))`` of irreps ``C x l_1 + C x l_2 + ...``: plain ints.
+
+    Forward passes take this instead of the ``o3.Irreps`` object, so that
+    ``torch.compile`` guards on integers (dynamo cannot guard on e3nn's
+    ``Irrep``, whose ``len`` raises).
+    """
     irreps = o3.Irreps(irreps)
-    C = irreps[0].mul
-    blocks = [x[:, s].reshape(x.shape[0], C, ir.dim).permute(2, 0, 1) for s, (_, ir) in zip(irreps.slices(), irreps)]  # [2l+1, N, C]
+    return uniform_multiplicity(irreps), tuple(ir.dim for _, ir in irreps)
+
+
+def to_components(x: Tensor, irreps) -> Tensor:
+    """e3nn layout ``[N, irreps.dim]`` → component-major ``[D, N, C]`` (one contiguous [N, C] slab per m).
+
+    ``irreps``: an ``o3.Irreps`` or its :func:`block_layout`.
+    """
+    C, dims = irreps if not isinstance(irreps, (o3.Irreps, str)) else block_layout(irreps)
+    blocks, start = [], 0
+    for d in dims:
+        blocks.append(x[:, start : start + C * d].reshape(x.shape[0], C, d).permute(2, 0, 1))  # [2l+1, N, C]
+        start += C * d
     return torch.cat(blocks, dim=0)  # [D, N, C]
 
 

@@ -16,7 +16,7 @@ from e3nn import o3
 from torch import Tensor, nn
 from torch_geometric.nn import MessagePassing
 
-from equinnp.nn.irreps import to_components, uniform_multiplicity, uvu_instructions
+from equinnp.nn.irreps import block_layout, to_components, uniform_multiplicity, uvu_instructions
 from equinnp.nn.symmetric_contraction import SymmetricContraction
 
 __all__ = ["AtomicBasis", "ProductBasis"]
@@ -139,6 +139,7 @@ class AtomicBasis(MessagePassing):
                 (i1, i2, f"cg_{n}", [(p, self.conv_tp.irreps_out[ins.i_out].ir.dim, c) for (p, ins), c in zip(members, diagonal)])
             )
         self._node_dims = [ir.dim for _, ir in self.irreps_node]
+        self._node_layout = block_layout(self.irreps_node)  # ints for the forward pass (torch.compile guards)
         self._sh_dims = [ir.dim for _, ir in self.irreps_sh]
         self._num_paths = len(self.conv_tp.instructions)
         # For the fused neighbor sum: paths grouped by harmonic degree, with their CG columns.
@@ -161,6 +162,7 @@ class AtomicBasis(MessagePassing):
         self._linear_blocks = [per_target[k] for k in range(len(self.irreps_target))]
         mid_dims = [ir.dim for _, ir in self.conv_tp.irreps_out]
         self._mid_offsets = [sum(mid_dims[:k]) for k in range(len(mid_dims) + 1)]
+        self._mid_dims = mid_dims
 
     def _plan_element_map(self) -> None:
         """Weight offset and coefficient of each path (irrep of A) x (element one-hot) -> same irrep of ``skip_tp``."""
@@ -200,7 +202,7 @@ class AtomicBasis(MessagePassing):
         by the one-hot (same numbers).
         """
         s = self.skip_tp(h, node_attrs) if self.residual else None  # [N, irreps_skip.dim]
-        h = to_components(self.linear_up(h), self.irreps_node)  # [D_node, N, C]
+        h = to_components(self.linear_up(h), self._node_layout)  # [D_node, N, C]
         weights = self.radial_mlp(edge_radial)  # [E, paths*C]
         message = self.propagate(edge_index, h=h, edge_sh=edge_sh, weights=weights)  # [D_mid, N, C]
         A = self._mix(message) / avg_num_neighbors  # [D_target, N, C]
@@ -296,8 +298,8 @@ class AtomicBasis(MessagePassing):
         N, C = message.shape[1], self.channels
         weight = self.linear.weight
         blocks = []
-        mid = torch.split(message, [ir.dim for _, ir in self.conv_tp.irreps_out], dim=0)  # [2l+1, N, C] per path
-        for (_, ir), members in zip(self.irreps_target, self._linear_blocks):
+        mid = torch.split(message, self._mid_dims, dim=0)  # [2l+1, N, C] per path
+        for members in self._linear_blocks:
             x = torch.cat([mid[i] for _, i, _ in members], dim=-1)  # [d, N, C*n]
             W = torch.cat([weight[o : o + C * C].view(C, C) * pw for o, _, pw in members], dim=0)  # [C*n, C]
             blocks.append(x @ W)  # [d, N, C]

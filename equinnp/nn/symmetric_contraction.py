@@ -152,6 +152,18 @@ class SymmetricContraction(nn.Module):
             self._exact[f"cg_{n}"] = torch.cat(cgs, dim=-1).reshape(a * b, -1)  # [a*b, Σ c], float64
             self._steps.append(((left_idx, left_chain), i, outs, f"cg_{n}", [chain[-1].dim for _, chain in outs]))
 
+        # The same plan on integer ids (leaves 0..len(coupling)-1, then each step's outputs), so
+        # that the forward pass holds no e3nn Irrep (torch.compile cannot guard on one).
+        ids = {((i,), (ir,)): i for i, ir in enumerate(self.coupling)}
+        self._plan = []  # (left id, factor id, [out ids], buffer name, [output dims])
+        for left, i, outs, cg_name, dims in self._steps:
+            out_ids = list(range(len(ids), len(ids) + len(outs)))  # appended to the values in this order
+            ids.update(zip(outs, out_ids))
+            self._plan.append((ids[left], i, out_ids, cg_name, dims))
+        self._kept_ids = [[ids[key] for key in kept] for kept in self.paths]
+        self._leaf_dims = [ir.dim for ir in self.coupling]
+        self._out_dims = [ir.dim for _, ir in self.irreps_out]
+
         self.weights = nn.ParameterList()
         for t, kept in enumerate(self.paths):
             self._exact[f"scale_{t}"] = scales[t]
@@ -200,15 +212,14 @@ class SymmetricContraction(nn.Module):
 
     def forward(self, x: Tensor, species: Tensor) -> Tensor:
         """``x`` [N, irreps_in.dim] (e3nn layout) → [N, irreps_out.dim]."""
-        return self.contract(to_components(x, self.irreps_in), species)
+        return self.contract(to_components(x, (self.channels, tuple(self._leaf_dims))), species)
 
     def contract(self, x: Tensor, species: Tensor) -> Tensor:
         """``x`` [D, N, C] (component-major, ``equinnp.nn.irreps.to_components``) → [N, irreps_out.dim]."""
         _, N, C = x.shape
-        leaves = torch.split(x, [ir.dim for ir in self.coupling], dim=0)  # [2l+1, N, C] each
-        values = {((i,), (ir,)): leaf for i, (ir, leaf) in enumerate(zip(self.coupling, leaves))}
-        for left, i, outs, cg_name, dims in self._steps:
-            a, factor = values[left], values[((i,), (self.coupling[i],))]
+        values = list(torch.split(x, self._leaf_dims, dim=0))  # [2l+1, N, C] per leaf, then per coupled key
+        for left, i, outs, cg_name, dims in self._plan:
+            a, factor = values[left], values[i]
             cg = getattr(self, cg_name)  # [a*b, K], K = Σ(2L+1)
             da, db, K = a.shape[0], factor.shape[0], cg.shape[1]
             if K < db:  # few outputs: contract the factor first, never form the outer product
@@ -217,16 +228,15 @@ class SymmetricContraction(nn.Module):
             else:
                 outer = (a.unsqueeze(1) * factor.unsqueeze(0)).reshape(da * db, N * C)  # [a*b, N*C]
                 coupled = cg.t() @ outer  # [K, N*C]
-            values.update(zip(outs, (c.view(-1, N, C) for c in torch.split(coupled, dims, dim=0))))  # [2L+1, N, C] each
+            values.extend(c.view(-1, N, C) for c in torch.split(coupled, dims, dim=0))  # [2L+1, N, C] each
 
         out = []
-        for t, (weight, kept) in enumerate(zip(self.weights, self.paths)):
-            L = self.irreps_out[t].ir.dim
+        for t, (weight, kept, L) in enumerate(zip(self.weights, self._kept_ids, self._out_dims)):
             if not kept:
                 out.append(x.new_zeros(N, C * L))
                 continue
             w = weight.transpose(0, 1)[:, species] * getattr(self, f"scale_{t}").view(-1, 1, 1)  # [P, N, C]
-            features = torch.stack([values[key] for key in kept], dim=0)  # [P, 2L+1, N, C]
+            features = torch.stack([values[k] for k in kept], dim=0)  # [P, 2L+1, N, C]
             summed = (features * w.unsqueeze(1)).sum(dim=0)  # [2L+1, N, C]
             out.append(summed.permute(1, 2, 0).reshape(N, C * L))  # [N, C*(2L+1)]
         return torch.cat(out, dim=-1)  # [N, irreps_out.dim]
