@@ -38,8 +38,11 @@ as simple-dftd3) over the triangles whose three sides are within
 ``atm_cutoff`` (default 40 bohr, simple-dftd3's), each side switched off
 smoothly as the pairs are. The default ``s9 = 0`` is two-body only; note that
 simple-dftd3's ``RationalDampingParam`` defaults to s9 = 1. The number of
-triangles grows as the cube of ``atm_cutoff`` times the density: for a dense
-periodic cell, a smaller ``atm_cutoff`` (15-20 bohr) keeps the cost bounded.
+edge pairs (candidate triangles) grows as (density × ``atm_cutoff``³)² / 2 per
+atom; they are evaluated ``atm_chunk_size`` (default 2¹⁶) at a time with
+recomputation in backward, so the memory stays bounded at any cutoff and the
+time grows with the number of pairs: for a dense periodic cell, a smaller
+``atm_cutoff`` (15-20 bohr) keeps the time bounded.
 
 Data: the reference C6 values, reference CNs, r4r2 and D3 covalent radii are
 read from the installed ``tad-dftd3`` / ``tad-mctc`` packages (Apache-2.0; the
@@ -75,8 +78,8 @@ __all__ = ["D3Dispersion", "BOHR", "HARTREE", "d3_parameters"]
 
 BOHR = 0.52917721067  # Å (CODATA 2014, as tad-mctc)
 HARTREE = 27.211386019495706  # eV (tad-mctc's AU2EV)
-#: Default edge pairs per chunk of the three-body term: ~0.4 GB of intermediates per chunk in backward.
-ATM_CHUNK_SIZE = 2**19
+#: Default edge pairs per chunk of the three-body term (about 2 kB of intermediates per pair in backward).
+ATM_CHUNK_SIZE = 2**16
 
 
 def _tables():
@@ -131,7 +134,7 @@ class D3Dispersion(EnergyTerm):
         three-body triangles (defaults: 60, 40 and 40 bohr).
     atm_chunk_size : int
         Edge pairs (candidate triangles) evaluated at a time by the three-body term
-        (default 2¹⁹ = 524,288); bounds its memory, does not change the result beyond round-off.
+        (default 2¹⁶ = 65,536); bounds its memory, does not change the result beyond round-off.
     smoothing : float
         Fraction of each cutoff over which pairs are switched off smoothly; 0: sharp, as the reference codes.
     during_training : bool
@@ -251,9 +254,13 @@ class D3Dispersion(EnergyTerm):
         The triangles are evaluated in chunks of about ``atm_chunk_size`` edge pairs, each
         checkpointed where gradients are needed and there is more than one chunk
         (``dispersion_atm`` module docstring)."""
-        edges = torch.nonzero(r <= self.atm_cutoff / BOHR).squeeze(-1)  # [E3]
-        plan = plan_edge_pairs(i[edges], n_atoms)
-        tensors = (species, i[edges], j[edges], vec[edges], r[edges], partial, weights)
+        cutoff = self.atm_cutoff / BOHR
+        edges = torch.nonzero(r <= cutoff).squeeze(-1)  # [E3]
+        i, j, vec = i[edges], j[edges], vec[edges]
+        plan = plan_edge_pairs(i, n_atoms)
+        c6_edge = (partial[i, species[j]] * weights[j]).sum(-1)  # [E3] pair C6 of each edge, as in the two-body term
+        switch_edge = self.switch(r[edges], cutoff)  # [E3]
+        tensors = (species, i, j, vec, c6_edge, switch_edge, partial, weights)
         chunks = chunks_of_edge_pairs(plan, self.atm_chunk_size)
         # one chunk fits anyway: recomputing it in backward would only cost time
         recompute = len(chunks) > 1 and torch.is_grad_enabled() and any(t.requires_grad for t in tensors)
@@ -266,21 +273,21 @@ class D3Dispersion(EnergyTerm):
         return energy
 
     def _triangles(self, plan: EdgePairPlan, start: int, stop: int, species: Tensor, i: Tensor, j: Tensor, vec: Tensor,
-                   r: Tensor, partial: Tensor, weights: Tensor, n_atoms: int) -> Tensor:
+                   c6_edge: Tensor, switch_edge: Tensor, partial: Tensor, weights: Tensor, n_atoms: int) -> Tensor:
         """ATM energy per atom [N] (eV) of the triangles of the edge pairs whose first edge is at the sorted
-        positions ``[start, stop)`` of ``plan`` (edges ``first`` [T] = j → i, ``second`` [T] = k → i)."""
+        positions ``[start, stop)`` of ``plan`` (edges ``first`` [T] = j → i, ``second`` [T] = k → i); the
+        edges' pair C6 ``c6_edge`` [E] and switches ``switch_edge`` [E] are gathered, only those of j-k computed."""
         cutoff = self.atm_cutoff / BOHR
         first, second = edge_pairs_in_chunk(plan, start, stop)  # [T]
-        centre, a, b = i[first], j[first], j[second]  # [T] atoms i, j, k
-
-        def c6(x: Tensor, y: Tensor) -> Tensor:
-            return (partial[x, species[y]] * weights[y]).sum(-1)  # [T]
-
-        v_ij, v_ik = vec[first], vec[second]  # [T, 3]
-        switch = self.switch(r[first], cutoff) * self.switch(r[second], cutoff) * self.switch(
-            torch.linalg.vector_norm(v_ik - v_ij, dim=-1), cutoff
-        )  # [T]; also drops the triangles whose side j-k is beyond the cutoff
-        triangle = atm_energy(v_ij, v_ik, c6(centre, a), c6(centre, b), c6(a, b), self.rvdw[species[centre], species[a]],
+        with torch.no_grad():  # triangles whose side j-k is beyond the cutoff have a switch of exactly 0: dropped
+            inside = torch.linalg.vector_norm(vec[second] - vec[first], dim=-1) <= cutoff  # [T]
+        first, second = first[inside], second[inside]  # [T']
+        centre, a, b = i[first], j[first], j[second]  # [T'] atoms i, j, k
+        v_ij, v_ik = vec[first], vec[second]  # [T', 3]
+        switch = switch_edge[first] * switch_edge[second] * self.switch(torch.linalg.vector_norm(v_ik - v_ij, dim=-1),
+                                                                        cutoff)  # [T']
+        c6_jk = (partial[a, species[b]] * weights[b]).sum(-1)  # [T']
+        triangle = atm_energy(v_ij, v_ik, c6_edge[first], c6_edge[second], c6_jk, self.rvdw[species[centre], species[a]],
                               self.rvdw[species[centre], species[b]], self.rvdw[species[a], species[b]], self.s9, self.alp)
         return HARTREE / 3.0 * scatter_sum(triangle * switch, centre, n_atoms)  # [N] eV, each triangle seen from each vertex
 
