@@ -39,11 +39,16 @@ pairs (``chunks_of_edge_pairs``: consecutive runs of first edges, so a chunk
 holds at most ``chunk_size`` + (largest degree − 1) pairs). Where gradients are
 needed, each chunk is wrapped in ``torch.utils.checkpoint`` (non-reentrant):
 the forward pass keeps only the chunk's energies, the backward pass recomputes
-the chunk's triangles and frees them before the next chunk, so forces, stress
-and double backward (Hessians, force training) need O(E + chunk_size) memory
-instead of O(T) (with ``create_graph`` the recomputed graphs are kept for the
-second derivative). The number of pairs T = Σ_i d_i (d_i − 1) / 2 is known
-from the degrees before any triangle is built; it sets the time, not the memory.
+the chunk's triangles and frees them before the next chunk, so energy,
+forces and stress in evaluation mode need O(E + chunk_size) memory instead of
+O(T). Where the forces are differentiated again (``create_graph``: training on
+forces, Hessians) the recomputed graphs are kept for the second derivative and
+the memory grows with T as without chunks; the results are the same. The
+number of pairs T = Σ_i d_i (d_i − 1) / 2 is known from the degrees before any
+triangle is built (``EdgePairPlan.total``); it sets the time, not the memory,
+so no size is refused: the chunks fit wherever the neighbor list does. Within
+a chunk, pairs whose third side j-k is beyond the cutoff (switch exactly 0) are
+dropped before the energies are evaluated.
 """
 
 from __future__ import annotations
