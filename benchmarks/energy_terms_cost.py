@@ -89,6 +89,8 @@ def main():
     notes = [f"Machine: {machine(args.threads)}. Median of {args.repeats} alternating repeats per group, energy + forces.",
              "Network: SchNet 128 features, 3 interactions, 5 Å, charge head, uniform charge conservation, float32, random weights; "
              "the terms run in float64. Each potential does its own neighbor search in the timed call.",
+             "The three-body (ATM) rows use the default atm_chunk_size; their peak memory (RSS of one call in a fresh process) "
+             "comes from `benchmarks/d3_atm_memory.py` (docs/physics.md).",
              f"Command: `python benchmarks/energy_terms_cost.py --repeats {args.repeats} --threads {args.threads}`"]
     print(write_table(Path(args.out), "Cost of each energy term on the 1,029-atom water cluster",
                       notes, ["system", "potential", "seconds per call", "added by the term (s)", "ratio to SchNet alone",
