@@ -3,7 +3,9 @@
 A SchNet with a charge head (128 features, 3 interactions, 5 Å, random weights,
 uniform charge conservation) is timed alone and with one energy term added:
 Coulomb (all pairs, PhysNet shielding), Coulomb (damped shifted force, 15 Å),
-ZBL, D3(BJ) (ωB97M, 60/40 bohr cutoffs), and, on the same waters in a periodic
+ZBL, D3(BJ) (ωB97M, 60/40 bohr cutoffs), D3(BJ) with the three-body (ATM)
+term (s9 = 1, 10 and 15 bohr three-body cutoffs, default ``atm_chunk_size``; the
+peak memory of one such call: ``d3_atm_memory.py``), and, on the same waters in a periodic
 21.7 Å box, Coulomb by Ewald (10 Å real space, ε = 1e-8) against the periodic
 SchNet alone. Each potential searches its own neighbors inside the timed call
 (one search at the largest cutoff of network and term, so a term with a long
@@ -29,6 +31,7 @@ sys.path.insert(0, str(HERE))
 from harness import alternating_medians, machine, water_cluster, write_table  # noqa: E402
 
 import equinnp  # noqa: E402
+from equinnp.postprocessing.dispersion import BOHR  # noqa: E402
 
 BASE = dict(cutoff=5.0, elements=[1, 8], hidden_channels=128, num_filters=128, num_interactions=3, num_gaussians=50,
             charge_head=True, dtype="float32")
@@ -37,6 +40,8 @@ TERMS = {
     "Coulomb, damped shifted force (0.2 /Å, 15 Å)": {"name": "coulomb", "method": "dsf"},
     "ZBL (switch-off at the covalent radii)": {"name": "zbl"},
     "D3(BJ), ωB97M, 60/40 bohr": {"name": "d3", "functional": "wb97m"},
+    "D3(BJ) + three-body (ATM, 10 bohr)": {"name": "d3", "functional": "wb97m", "s9": 1.0, "atm_cutoff": 10.0 * BOHR},
+    "D3(BJ) + three-body (ATM, 15 bohr)": {"name": "d3", "functional": "wb97m", "s9": 1.0, "atm_cutoff": 15.0 * BOHR},
 }
 EWALD = {"name": "coulomb", "shielding": "physnet", "switch_radius": 2.5, "method": "ewald", "ewald_cutoff": 10.0}
 
@@ -84,6 +89,8 @@ def main():
     notes = [f"Machine: {machine(args.threads)}. Median of {args.repeats} alternating repeats per group, energy + forces.",
              "Network: SchNet 128 features, 3 interactions, 5 Å, charge head, uniform charge conservation, float32, random weights; "
              "the terms run in float64. Each potential does its own neighbor search in the timed call.",
+             "The three-body (ATM) rows use the default atm_chunk_size; their peak memory (RSS of one call in a fresh process) "
+             "comes from `benchmarks/d3_atm_memory.py` (docs/physics.md).",
              f"Command: `python benchmarks/energy_terms_cost.py --repeats {args.repeats} --threads {args.threads}`"]
     print(write_table(Path(args.out), "Cost of each energy term on the 1,029-atom water cluster",
                       notes, ["system", "potential", "seconds per call", "added by the term (s)", "ratio to SchNet alone",

@@ -183,3 +183,53 @@ def test_three_body_forces_and_stress_match_finite_differences():
     pot = _d3_potential([1, 6, 8], functional="b3lyp", s9=1.0, cutoff=4.0, cn_cutoff=3.5, atm_cutoff=3.5)
     contract.check_finite_difference_forces(pot, crystal)
     contract.check_stress_finite_difference(pot, crystal)
+
+
+def test_three_body_edge_pairs_are_each_unordered_pair_once_in_any_chunking():
+    from equinnp.postprocessing.dispersion_atm import chunks_of_edge_pairs, edge_pairs_in_chunk, plan_edge_pairs
+
+    centre = torch.tensor([2, 0, 2, 1, 2, 0, 2, 3, 0])  # degrees 3, 1, 4, 1
+    expected = {(e1, e2) for e1 in range(9) for e2 in range(9) if e1 < e2 and centre[e1] == centre[e2]}
+    plan = plan_edge_pairs(centre, 5)
+    assert plan.total == len(expected) == 3 + 6
+    for chunk_size in (1, 2, 4, 100):
+        chunks = chunks_of_edge_pairs(plan, chunk_size)
+        found = [tuple(sorted(p)) for a, b in chunks for p in zip(*[t.tolist() for t in edge_pairs_in_chunk(plan, a, b)])]
+        assert sorted(found) == sorted(expected), chunk_size
+        assert max(b - a for a, b in chunks) <= chunk_size + 3  # at most chunk_size + largest degree - 1 pairs
+        assert (len(chunks) > 1) == (chunk_size < plan.total), chunk_size
+
+
+def test_three_body_in_many_chunks_equals_one_chunk_with_forces_stress_and_hessian():
+    from equinnp.testing.strategies import random_crystal
+
+    crystal = random_crystal(5, [1, 6, 8], 4, length=4.0)  # triangles through periodic images
+    options = dict(functional="b3lyp", s9=1.0, cutoff=4.0, cn_cutoff=3.5, atm_cutoff=3.5)
+    one, many = (_d3_potential([1, 6, 8], **options, atm_chunk_size=size) for size in (10**9, 50))
+    calls = {}
+    for name, pot in (("one", one), ("many", many)):
+        term = pot.energy_terms[-1]
+        chunk = term._triangles
+        term._triangles = lambda *args, _chunk=chunk, _name=name: calls.update({_name: calls.get(_name, 0) + 1}) or _chunk(*args)
+    out_one, out_many = one(crystal), many(crystal)
+    # one chunk: evaluated once; many: each chunk in forward and again (checkpoint) in backward
+    assert calls["one"] == 1 and calls["many"] > 10 and calls["many"] % 2 == 0, calls
+    assert torch.allclose(out_many.energy_terms["d3"], out_one.energy_terms["d3"], rtol=1e-12, atol=0)  # per atom
+    assert float(out_one.energy.detach()) == pytest.approx(float(out_many.energy.detach()), rel=1e-13)
+    assert torch.allclose(out_one.forces, out_many.forces, rtol=0, atol=1e-12 * float(out_one.forces.detach().abs().max()))
+    assert torch.allclose(out_one.stress, out_many.stress, rtol=0, atol=1e-12 * float(out_one.stress.detach().abs().max()))
+    hessian_one, hessian_many = one.hessian(crystal), many.hessian(crystal)  # double backward through the checkpoints
+    assert float(hessian_one.abs().max()) > 1e-3
+    assert torch.allclose(hessian_one, hessian_many, rtol=0, atol=1e-11 * float(hessian_one.abs().max()))
+    with torch.no_grad():  # no checkpoint without gradients
+        energy = float(many(crystal, compute_forces=False).energy)
+    assert energy == pytest.approx(float(out_one.energy.detach()), rel=1e-13)
+
+
+def test_three_body_chunk_size_is_checked_and_kept_in_the_config():
+    for bad in (0, -5, 2.5, True, "8"):
+        with pytest.raises(ValueError, match=r"atm_chunk_size \(edge pairs per chunk of the three-body term\) must be an "
+                                             r"integer >= 1, got atm_chunk_size="):
+            D3Dispersion([1, 6], functional="pbe", s9=1.0, atm_chunk_size=bad)
+    term = D3Dispersion([1, 6], functional="pbe", s9=1.0, atm_chunk_size=1000)
+    assert D3Dispersion([1, 6], **term.config()).atm_chunk_size == 1000

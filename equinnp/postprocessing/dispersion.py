@@ -38,8 +38,11 @@ as simple-dftd3) over the triangles whose three sides are within
 ``atm_cutoff`` (default 40 bohr, simple-dftd3's), each side switched off
 smoothly as the pairs are. The default ``s9 = 0`` is two-body only; note that
 simple-dftd3's ``RationalDampingParam`` defaults to s9 = 1. The number of
-triangles grows as the cube of ``atm_cutoff`` times the density: for a dense
-periodic cell, a smaller ``atm_cutoff`` (15-20 bohr) keeps the cost bounded.
+edge pairs (candidate triangles) grows as (density × ``atm_cutoff``³)² / 2 per
+atom; they are evaluated ``atm_chunk_size`` (default 2¹⁶) at a time with
+recomputation in backward, so the memory stays bounded at any cutoff and the
+time grows with the number of pairs: for a dense periodic cell, a smaller
+``atm_cutoff`` (15-20 bohr) keeps the time bounded.
 
 Data: the reference C6 values, reference CNs, r4r2 and D3 covalent radii are
 read from the installed ``tad-dftd3`` / ``tad-mctc`` packages (Apache-2.0; the
@@ -62,17 +65,21 @@ from typing import Optional, Sequence
 
 import torch
 from torch import Tensor
+from torch.utils.checkpoint import checkpoint
 
 from equinnp.nn.scatter import scatter_sum
 from equinnp.postprocessing.base import EnergyTerm
 from equinnp.postprocessing.coulomb_kernels import smootherstep
-from equinnp.postprocessing.dispersion_atm import atm_energy, edge_pairs_at_centres
+from equinnp.postprocessing.dispersion_atm import (EdgePairPlan, atm_energy, chunks_of_edge_pairs, edge_pairs_in_chunk,
+                                                   plan_edge_pairs)
 from equinnp.postprocessing.float64 import keep_float64
 
 __all__ = ["D3Dispersion", "BOHR", "HARTREE", "d3_parameters"]
 
 BOHR = 0.52917721067  # Å (CODATA 2014, as tad-mctc)
 HARTREE = 27.211386019495706  # eV (tad-mctc's AU2EV)
+#: Default edge pairs per chunk of the three-body term (about 2 kB of intermediates per pair in backward).
+ATM_CHUNK_SIZE = 2**16
 
 
 def _tables():
@@ -125,6 +132,9 @@ class D3Dispersion(EnergyTerm):
     cutoff, cn_cutoff, atm_cutoff : float
         Cutoffs (Å) of the pair energy, the coordination numbers and the sides of the
         three-body triangles (defaults: 60, 40 and 40 bohr).
+    atm_chunk_size : int
+        Edge pairs (candidate triangles) evaluated at a time by the three-body term
+        (default 2¹⁶ = 65,536); bounds its memory, does not change the result beyond round-off.
     smoothing : float
         Fraction of each cutoff over which pairs are switched off smoothly; 0: sharp, as the reference codes.
     during_training : bool
@@ -139,7 +149,8 @@ class D3Dispersion(EnergyTerm):
     def __init__(self, elements: Sequence[int], functional: Optional[str] = None, s6: Optional[float] = None,
                  s8: Optional[float] = None, a1: Optional[float] = None, a2: Optional[float] = None, s9: float = 0.0,
                  cutoff: float = 60.0 * BOHR, cn_cutoff: float = 40.0 * BOHR, smoothing: float = 0.1,
-                 during_training: bool = True, alp: float = 14.0, atm_cutoff: float = 40.0 * BOHR):
+                 during_training: bool = True, alp: float = 14.0, atm_cutoff: float = 40.0 * BOHR,
+                 atm_chunk_size: int = ATM_CHUNK_SIZE):
         super().__init__()
         if isinstance(s9, bool) or not isinstance(s9, (int, float)) or not math.isfinite(s9) or s9 < 0:
             raise ValueError(f"d3: s9 (the three-body scaling) must be a finite number >= 0 (0: two-body only, "
@@ -148,6 +159,9 @@ class D3Dispersion(EnergyTerm):
             raise ValueError(f"d3: alp (the three-body damping exponent) must be a positive number, got alp={alp!r}")
         if not atm_cutoff > 0:
             raise ValueError(f"d3: atm_cutoff must be positive, got atm_cutoff={atm_cutoff}")
+        if isinstance(atm_chunk_size, bool) or not isinstance(atm_chunk_size, int) or atm_chunk_size < 1:
+            raise ValueError(f"d3: atm_chunk_size (edge pairs per chunk of the three-body term) must be an integer >= 1, "
+                             f"got atm_chunk_size={atm_chunk_size!r}")
         given = {"s6": s6, "s8": s8, "a1": a1, "a2": a2}
         params = d3_parameters(functional) if functional is not None else {"s6": 1.0}
         params.update({k: float(v) for k, v in given.items() if v is not None})
@@ -167,6 +181,7 @@ class D3Dispersion(EnergyTerm):
         self.d3_cutoff = float(cutoff)
         self.cn_cutoff = float(cn_cutoff)
         self.s9, self.alp, self.atm_cutoff = float(s9), float(alp), float(atm_cutoff)
+        self.atm_chunk_size = int(atm_chunk_size)
         self.cutoff = max(self.d3_cutoff, self.cn_cutoff, self.atm_cutoff if self.s9 > 0 else 0.0)
         self.during_training = bool(during_training)
         ref_cn, ref_c6, r4r2, rcov, rvdw = _tables()
@@ -179,7 +194,8 @@ class D3Dispersion(EnergyTerm):
 
     def config(self) -> dict:
         return {"functional": self.functional, **self.params, "s9": self.s9, "alp": self.alp, "cutoff": self.d3_cutoff,
-                "cn_cutoff": self.cn_cutoff, "atm_cutoff": self.atm_cutoff, "smoothing": self.smoothing,
+                "cn_cutoff": self.cn_cutoff, "atm_cutoff": self.atm_cutoff,
+                "atm_chunk_size": self.atm_chunk_size, "smoothing": self.smoothing,
                 "during_training": self.during_training}
 
     def switch(self, r: Tensor, cutoff: float) -> Tensor:
@@ -233,23 +249,47 @@ class D3Dispersion(EnergyTerm):
     def three_body(self, species: Tensor, i: Tensor, j: Tensor, vec: Tensor, r: Tensor, partial: Tensor, weights: Tensor,
                    n_atoms: int) -> Tensor:
         """ATM energy per atom [N] (eV) from the edges (centre ``i``, neighbour ``j``, ``vec`` [E, 3], ``r`` [E] bohr)
-        within ``atm_cutoff``; ``partial`` [N, K, R] and ``weights`` [N, R] give the pair C6 as in the two-body term."""
+        within ``atm_cutoff``; ``partial`` [N, K, R] and ``weights`` [N, R] give the pair C6 as in the two-body term.
+
+        The triangles are evaluated in chunks of about ``atm_chunk_size`` edge pairs, each
+        checkpointed where gradients are needed and there is more than one chunk
+        (``dispersion_atm`` module docstring)."""
         cutoff = self.atm_cutoff / BOHR
         edges = torch.nonzero(r <= cutoff).squeeze(-1)  # [E3]
-        pairs = edge_pairs_at_centres(i[edges], n_atoms)
-        first, second = edges[pairs.first], edges[pairs.second]  # [T] edges j -> i and k -> i
-        centre, a, b = i[first], j[first], j[second]  # [T] atoms i, j, k
+        i, j, vec = i[edges], j[edges], vec[edges]
+        plan = plan_edge_pairs(i, n_atoms)
+        c6_edge = (partial[i, species[j]] * weights[j]).sum(-1)  # [E3] pair C6 of each edge, as in the two-body term
+        switch_edge = self.switch(r[edges], cutoff)  # [E3]
+        tensors = (species, i, j, vec, c6_edge, switch_edge, partial, weights)
+        chunks = chunks_of_edge_pairs(plan, self.atm_chunk_size)
+        # one chunk fits anyway: recomputing it in backward would only cost time
+        recompute = len(chunks) > 1 and torch.is_grad_enabled() and any(t.requires_grad for t in tensors)
+        energy = vec.new_zeros(n_atoms)  # [N]
+        for start, stop in chunks:  # the chunk's pairs are built inside, so that the checkpoint keeps no [T] tensor
+            if recompute:
+                energy = energy + checkpoint(self._triangles, plan, start, stop, *tensors, n_atoms, use_reentrant=False)
+            else:
+                energy = energy + self._triangles(plan, start, stop, *tensors, n_atoms)
+        return energy
 
-        def c6(x: Tensor, y: Tensor) -> Tensor:
-            return (partial[x, species[y]] * weights[y]).sum(-1)  # [T]
-
-        v_ij, v_ik = vec[first], vec[second]  # [T, 3]
-        switch = self.switch(r[first], cutoff) * self.switch(r[second], cutoff) * self.switch(
-            torch.linalg.vector_norm(v_ik - v_ij, dim=-1), cutoff
-        )  # [T]; also drops the triangles whose side j-k is beyond the cutoff
-        triangle = atm_energy(v_ij, v_ik, c6(centre, a), c6(centre, b), c6(a, b), self.rvdw[species[centre], species[a]],
+    def _triangles(self, plan: EdgePairPlan, start: int, stop: int, species: Tensor, i: Tensor, j: Tensor, vec: Tensor,
+                   c6_edge: Tensor, switch_edge: Tensor, partial: Tensor, weights: Tensor, n_atoms: int) -> Tensor:
+        """ATM energy per atom [N] (eV) of the triangles of the edge pairs whose first edge is at the sorted
+        positions ``[start, stop)`` of ``plan`` (edges ``first`` [T] = j → i, ``second`` [T] = k → i); the
+        edges' pair C6 ``c6_edge`` [E] and switches ``switch_edge`` [E] are gathered, only those of j-k computed."""
+        cutoff = self.atm_cutoff / BOHR
+        first, second = edge_pairs_in_chunk(plan, start, stop)  # [T]
+        with torch.no_grad():  # triangles whose side j-k is beyond the cutoff have a switch of exactly 0: dropped
+            inside = torch.linalg.vector_norm(vec[second] - vec[first], dim=-1) <= cutoff  # [T]
+        first, second = first[inside], second[inside]  # [T']
+        centre, a, b = i[first], j[first], j[second]  # [T'] atoms i, j, k
+        v_ij, v_ik = vec[first], vec[second]  # [T', 3]
+        switch = switch_edge[first] * switch_edge[second] * self.switch(torch.linalg.vector_norm(v_ik - v_ij, dim=-1),
+                                                                        cutoff)  # [T']
+        c6_jk = (partial[a, species[b]] * weights[b]).sum(-1)  # [T']
+        triangle = atm_energy(v_ij, v_ik, c6_edge[first], c6_edge[second], c6_jk, self.rvdw[species[centre], species[a]],
                               self.rvdw[species[centre], species[b]], self.rvdw[species[a], species[b]], self.s9, self.alp)
-        return HARTREE / 6.0 * scatter_sum(triangle * switch, centre, n_atoms)  # [N] eV
+        return HARTREE / 3.0 * scatter_sum(triangle * switch, centre, n_atoms)  # [N] eV, each triangle seen from each vertex
 
     def extra_repr(self) -> str:
         atm = f", s9={self.s9:g}, atm_cutoff={self.atm_cutoff:.3g}" if self.s9 > 0 else ""

@@ -28,55 +28,91 @@ three-body term also depends on the coordination numbers. For an equilateral
 triangle the term is positive (repulsive).
 
 Counting: each triangle is seen from each of its three vertices i (in the
-home cell), once for each order of its two other vertices j, k (edges
-``j → i`` and ``k → i`` of the neighbor list, distinct sites); each sighting adds
-a sixth of the triangle's energy to atom i, so each vertex gets a third, as in
-simple-dftd3.
+home cell), once, as an unordered pair {j → i, k → i} of distinct edges of the
+neighbor list; each sighting adds a third of the triangle's energy to atom i,
+as in simple-dftd3. (Ordered pairs would see each triangle twice from each
+vertex; a triangle seen from one vertex only would need a canonical vertex
+among periodic images.)
+
+Memory: the triangles are evaluated in chunks of about ``chunk_size`` edge
+pairs (``chunks_of_edge_pairs``: consecutive runs of first edges, so a chunk
+holds at most ``chunk_size`` + (largest degree − 1) pairs). Where gradients are
+needed, each chunk is wrapped in ``torch.utils.checkpoint`` (non-reentrant):
+the forward pass keeps only the chunk's energies, the backward pass recomputes
+the chunk's triangles and frees them before the next chunk, so energy,
+forces and stress in evaluation mode need O(E + chunk_size) memory instead of
+O(T). Where the forces are differentiated again (``create_graph``: training on
+forces, Hessians) the recomputed graphs are kept for the second derivative and
+the memory grows with T as without chunks; the results are the same. The
+number of pairs T = Σ_i d_i (d_i − 1) / 2 is known from the degrees before any
+triangle is built (``EdgePairPlan.total``); it sets the time, not the memory,
+so no size is refused: the chunks fit wherever the neighbor list does. Within
+a chunk, pairs whose third side j-k is beyond the cutoff (switch exactly 0) are
+dropped before the energies are evaluated.
 """
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import List, NamedTuple, Tuple
 
 import torch
 from torch import Tensor
 
-__all__ = ["EdgePairs", "edge_pairs_at_centres", "atm_energy"]
+__all__ = ["EdgePairs", "EdgePairPlan", "plan_edge_pairs", "chunks_of_edge_pairs", "edge_pairs_in_chunk", "atm_energy"]
 
 RS9 = 4.0 / 3.0  # scaling of the cutoff radii in the three-body damping (Grimme 2010; simple-dftd3)
 
 
 class EdgePairs(NamedTuple):
-    """Ordered pairs of distinct edges with the same centre atom: ``first`` [T], ``second`` [T] (edge indices)."""
+    """Unordered pairs of distinct edges with the same centre atom: ``first`` [T], ``second`` [T] (edge indices)."""
 
     first: Tensor
     second: Tensor
 
 
-def edge_pairs_at_centres(centre: Tensor, num_nodes: int) -> EdgePairs:
-    """Every ordered pair (e1, e2), e1 ≠ e2, of edges with the same centre atom ``centre[e]``.
+class EdgePairPlan(NamedTuple):
+    """Edges grouped by centre and the pairs each edge opens.
 
-    Parameters
-    ----------
-    centre : Tensor, [E] long
-        Centre atom of each edge (``edge_index[1]``).
-    num_nodes : int
-
-    Returns T = Σ_i d_i (d_i − 1) pairs, d_i the number of edges of atom i.
+    ``order`` [E]: edge indices sorted (stably) by centre; ``later`` [E]: for the
+    edge at each sorted position, the number of edges after it in its centre's
+    block (its pairs as the first edge); ``total``: T = Σ ``later`` = Σ_i d_i (d_i − 1) / 2.
     """
+
+    order: Tensor
+    later: Tensor
+    total: int
+
+
+def plan_edge_pairs(centre: Tensor, num_nodes: int) -> EdgePairPlan:
+    """Group the edges by their centre atom ``centre`` [E] (``edge_index[1]``) and count their pairs."""
     order = torch.argsort(centre, stable=True)  # [E] edges grouped by centre
     degree = torch.bincount(centre, minlength=num_nodes)  # [N]
-    start = torch.cumsum(degree, 0) - degree  # [N] first position of each centre's block
-    sorted_centre = centre[order]  # [E]
-    repeats = degree[sorted_centre]  # [E] block size of each edge's centre
-    position = torch.repeat_interleave(torch.arange(order.numel(), device=centre.device), repeats)  # [Σ d²]
-    block_start = torch.repeat_interleave(start[sorted_centre], repeats)  # [Σ d²]
-    offset = torch.arange(position.numel(), device=centre.device) - torch.repeat_interleave(
-        torch.cumsum(repeats, 0) - repeats, repeats
-    )  # [Σ d²] index within the block
-    partner = block_start + offset  # [Σ d²]
-    distinct = partner != position
-    return EdgePairs(order[position[distinct]], order[partner[distinct]])
+    block_end = torch.cumsum(degree, 0)[centre[order]]  # [E] one past the last position of each edge's block
+    later = block_end - 1 - torch.arange(order.numel(), device=centre.device)  # [E]
+    return EdgePairPlan(order, later, int(later.sum()))
+
+
+def chunks_of_edge_pairs(plan: EdgePairPlan, chunk_size: int) -> List[Tuple[int, int]]:
+    """Ranges ``[start, stop)`` of sorted positions whose pairs number about ``chunk_size`` each
+    (at most ``chunk_size`` + max(``later``)); empty ranges and positions without pairs at the ends are dropped."""
+    if plan.total == 0:
+        return []
+    if plan.total <= chunk_size:
+        return [(0, plan.later.numel())]
+    cumulative = torch.cumsum(plan.later, 0)  # [E]
+    targets = torch.arange(chunk_size, plan.total, chunk_size, device=cumulative.device)  # [n_chunks - 1]
+    inner = torch.searchsorted(cumulative, targets, right=True).tolist()  # first position past each target
+    bounds = [0] + inner + [plan.later.numel()]
+    return [(a, b) for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
+
+
+def edge_pairs_in_chunk(plan: EdgePairPlan, start: int, stop: int) -> EdgePairs:
+    """The pairs (e1, e2) whose first edge e1 sits at a sorted position in ``[start, stop)``, e2 after it in its block."""
+    later = plan.later[start:stop]  # [S]
+    position = torch.repeat_interleave(torch.arange(start, stop, device=later.device), later)  # [T_c]
+    run_start = torch.repeat_interleave(torch.cumsum(later, 0) - later, later)  # [T_c]
+    partner = position + 1 + torch.arange(position.numel(), device=later.device) - run_start  # [T_c]
+    return EdgePairs(plan.order[position], plan.order[partner])
 
 
 def atm_energy(v_ij: Tensor, v_ik: Tensor, c6_ij: Tensor, c6_ik: Tensor, c6_jk: Tensor, r0_ij: Tensor, r0_ik: Tensor,
