@@ -18,7 +18,7 @@ from ase.calculators.calculator import Calculator, all_changes
 
 from equinnp.data import from_ase
 from equinnp.neighbors import RadiusGraph
-from equinnp.neighbors.precomputed import reusable
+from equinnp.neighbors.precomputed import NEIGHBOR_KEYS, reusable
 from equinnp.threads import check_threads, using_threads
 
 __all__ = ["EquinnpCalculator", "CHARGE_KEY", "SPIN_KEY"]
@@ -135,13 +135,13 @@ class EquinnpCalculator(Calculator):
         previous = self._edges
         structural = {"numbers", "pbc"} & set(system_changes)
         if previous is not None and not structural and previous.pos.shape == data.pos.shape:
-            for key in ("edge_index", "cell_shifts", "neighbor_cutoff", "neighbor_pos", "neighbor_cell"):
+            for key in NEIGHBOR_KEYS:
                 if key in previous:
                     data[key] = previous[key]
             cell = getattr(data, "cell", None)
             if reusable(data, self.potential.search_cutoff, None if cell is None else cell.reshape(-1, 3, 3)):
                 return data
-            for key in ("edge_index", "cell_shifts", "neighbor_cutoff", "neighbor_pos", "neighbor_cell"):
+            for key in NEIGHBOR_KEYS:
                 if key in data:
                     del data[key]
         data = self.neighbors(data)

@@ -46,12 +46,11 @@ except ImportError as error:  # pragma: no cover - exercised only without the ex
 
 from equinnp.calculators.ase_calculator import DTYPES, _load
 from equinnp.neighbors import RadiusGraph
-from equinnp.neighbors.precomputed import reusable
+from equinnp.neighbors.precomputed import NEIGHBOR_KEYS, reusable
 from equinnp.threads import check_threads, using_threads
 
 __all__ = ["EquinnpTorchSimModel"]
 
-_EDGE_KEYS = ("edge_index", "cell_shifts", "neighbor_cutoff", "neighbor_pos", "neighbor_cell")
 Totals = Union[None, float, Sequence[float], Tensor]
 
 
@@ -228,7 +227,7 @@ class EquinnpTorchSimModel(ModelInterface):
         if (previous is not None and previous.pos.shape == pos.shape and torch.equal(previous.z, z)
                 and torch.equal(previous.batch, batch) and previous.num_graphs == num_systems
                 and torch.equal(getattr(previous, "pbc", pbc), pbc)):
-            for key in _EDGE_KEYS:
+            for key in NEIGHBOR_KEYS:
                 if key in previous:
                     data[key] = previous[key]
             if "neighbor_cell" in previous and torch.equal(previous.neighbor_cell, data.cell):
@@ -236,7 +235,7 @@ class EquinnpTorchSimModel(ModelInterface):
             if reusable(data, self.potential.search_cutoff, getattr(data, "cell", None)):
                 return data
             data.pos = pos
-            for key in _EDGE_KEYS:
+            for key in NEIGHBOR_KEYS:
                 if key in data:
                     del data[key]
         data = self.neighbors(data)

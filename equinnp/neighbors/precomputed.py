@@ -7,7 +7,10 @@ from typing import Optional
 import torch
 from torch import Tensor
 
-__all__ = ["is_radius_graph", "reusable"]
+__all__ = ["NEIGHBOR_KEYS", "is_radius_graph", "reusable"]
+
+#: The ``Data`` keys ``RadiusGraph`` attaches: the edges and the record of the search they came from.
+NEIGHBOR_KEYS = ("edge_index", "cell_shifts", "neighbor_cutoff", "neighbor_pos", "neighbor_cell")
 
 
 def is_radius_graph(data) -> bool:
