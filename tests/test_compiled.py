@@ -73,3 +73,10 @@ def test_mace_compiles_equal_to_eager_without_recompiling():
 @pytest.mark.parametrize("name", sorted(equinnp.ARCHITECTURES))
 def test_inductor_equals_eager(name):
     assert_matches_eager(*pair(name, "inductor"))
+
+
+def test_mace_traces_under_dynamo():
+    # The default run's check of the slow test above: dynamo traces MACE's forward pass (it used to
+    # stop at its first call, guarding on an e3nn Irrep) and gives eager's numbers; backend "eager"
+    # skips the graph compilers, so this takes seconds.
+    assert_matches_eager(*pair("mace", "eager", max_ell=1, hidden_irreps="4x0e + 4x1o"), frames=3)
