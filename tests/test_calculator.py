@@ -159,3 +159,67 @@ def test_unknown_element_and_a_cell_in_the_wrong_units():
         solid.get_potential_energy()
     with pytest.raises(ValueError, match="skin must be a number >= 0"):
         EquinnpCalculator(tiny(), skin=-1.0)
+
+
+def _ase_changes(old, new, tol=1e-15):
+    from ase.calculators.calculator import compare_atoms
+
+    return sorted(compare_atoms(old, new, tol=tol))
+
+
+def test_system_changes_equal_ase_compare_atoms():
+    from equinnp.calculators.ase_calculator import system_changes
+
+    base = crystal()
+    base.set_initial_charges(np.zeros(len(base)))
+    variants = []
+    for change in range(9):
+        atoms = base.copy()
+        if change == 1:
+            atoms.positions[2, 1] += 1e-16  # within the tolerance
+        elif change == 2:
+            atoms.positions[2, 1] += 1e-9
+        elif change == 3:
+            atoms.set_cell(atoms.cell * 1.01)
+        elif change == 4:
+            atoms.pbc = [True, False, True]
+        elif change == 5:
+            atoms.numbers[0] = 8
+        elif change == 6:
+            del atoms.arrays["initial_charges"]  # an array on one side only
+        elif change == 7:
+            atoms.set_initial_magnetic_moments(np.ones(len(atoms)))
+        elif change == 8:
+            atoms.positions[0, 0] = np.inf
+        variants.append(atoms)
+    for old in variants:
+        for new in variants:
+            assert sorted(system_changes(old, new)) == _ase_changes(old, new), (old, new)
+            assert sorted(system_changes(old, new, 1e-6)) == _ase_changes(old, new, 1e-6)
+    assert sorted(system_changes(None, base)) == sorted(_ase_changes(None, base))
+    assert system_changes(variants[0], variants[2], excluded={"positions"}) == []
+
+
+def test_an_md_step_reuses_the_last_data_and_a_failed_call_forgets_it():
+    atoms = ethanol_atoms()
+    atoms.info["charge"] = 0.0
+    calc = EquinnpCalculator(tiny(), threads=1)
+    atoms.calc = calc
+    atoms.get_forces()
+    moved = atoms.positions.copy()
+    moved[0, 0] += 0.05
+    atoms.positions = moved  # positions only: the last Data with new positions
+    fast = atoms.get_forces()
+    fresh = ethanol_atoms()
+    fresh.positions = moved
+    fresh.calc = EquinnpCalculator(tiny(), skin=0.0)
+    np.testing.assert_array_equal(fast, fresh.get_forces())
+    assert calc.neighbor_searches == 1
+    bad = atoms.positions.copy()
+    bad[3] = np.nan
+    atoms.positions = bad
+    for _ in range(2):  # ASE reports no change the second time: the calculator must not reuse anything
+        with pytest.raises(ValueError, match="position of atom 3 is not finite"):
+            atoms.get_forces()
+    atoms.positions = moved
+    np.testing.assert_array_equal(atoms.get_forces(), fast)

@@ -10,6 +10,7 @@ returns them, so that energies and forces equal a fresh search's.
 
 from __future__ import annotations
 
+import copy
 from typing import Optional
 
 import numpy as np
@@ -27,6 +28,38 @@ __all__ = ["EquinnpCalculator", "CHARGE_KEY", "SPIN_KEY"]
 CHARGE_KEY = "charge"
 SPIN_KEY = "spin"
 DTYPES = {"float32": torch.float32, "float64": torch.float64, torch.float32: torch.float32, torch.float64: torch.float64}
+
+
+def _same(a, b, atol: float) -> bool:
+    """``ase.calculators.calculator.equal(a, b, atol=atol)`` for arrays: equal shapes and
+    ``|a - b| <= atol`` elementwise (equal infinities count as equal, NaN never), exact first."""
+    a, b = np.asarray(a), np.asarray(b)
+    if a.shape != b.shape:
+        return False
+    if np.array_equal(a, b):
+        return True
+    if a.dtype.kind not in "fc" or b.dtype.kind not in "fc":  # bool, int: no subtraction of booleans
+        a, b = a.astype(np.float64), b.astype(np.float64)
+    with np.errstate(invalid="ignore"):
+        return bool(np.all((a == b) | (np.abs(a - b) <= atol)))
+
+
+def system_changes(old, new, tol: float = 1e-15, excluded=()) -> list:
+    """The names of ASE's ``all_changes`` in which ``new`` differs from ``old`` (None: all of them).
+
+    The same answer as ASE's ``compare_atoms`` (tested against it), without its
+    per-array ``np.allclose``: an MD step changes only the positions, and this
+    check runs at every property request.
+    """
+    if old is None:
+        return list(all_changes)
+    wanted = [name for name in all_changes if name not in set(excluded)]
+    changes = [name for name in ("cell", "pbc") if name in wanted and not _same(getattr(old, name), getattr(new, name), tol)]
+    arrays_old, arrays_new = old.arrays, new.arrays
+    changes += [name for name in wanted if name not in ("cell", "pbc") and ((name in arrays_old) != (name in arrays_new))]
+    changes += [name for name in wanted if name in arrays_old and name in arrays_new
+                and not _same(arrays_old[name], arrays_new[name], tol)]
+    return changes
 
 
 def _load(model):
@@ -102,14 +135,14 @@ class EquinnpCalculator(Calculator):
             from equinnp.compiled import compile_potential
 
             compile_potential(self.potential, **({"backend": compile} if isinstance(compile, str) else {}))
-        self._edges = None  # the last search: the Data that holds it
+        self._last = None  # the Data of the last calculation, with its neighbor list
         #: Number of neighbor searches so far (the skin's effect can be read off it).
         self.neighbor_searches = 0
 
     # ------------------------------------------------------------- state
     def check_state(self, atoms, tol=1e-15):
         """ASE's changes, plus ``info`` when the total charge or spin changed."""
-        changes = super().check_state(atoms, tol)
+        changes = system_changes(self.atoms, atoms, tol, self.ignored_changes)
         if self.atoms is not None and not changes:
             for key in (CHARGE_KEY, SPIN_KEY):
                 if self.atoms.info.get(key) != atoms.info.get(key):
@@ -129,36 +162,53 @@ class EquinnpCalculator(Calculator):
                              f"model was not trained on (it knows {known})")
 
     def _data(self, atoms, system_changes):
-        """A ``Data`` of ``atoms`` with the neighbor list: the previous one while it is complete, else a new search."""
-        data = from_ase(atoms, charge=atoms.info.get(CHARGE_KEY), spin=atoms.info.get(SPIN_KEY),
-                        dtype=self.potential.dtype).to(self.device)
-        previous = self._edges
-        structural = {"numbers", "pbc"} & set(system_changes)
-        if previous is not None and not structural and previous.pos.shape == data.pos.shape:
-            for key in NEIGHBOR_KEYS:
-                if key in previous:
-                    data[key] = previous[key]
-            cell = getattr(data, "cell", None)
-            if reusable(data, self.potential.search_cutoff, None if cell is None else cell.reshape(-1, 3, 3)):
+        """A ``Data`` of ``atoms`` with the neighbor list: the previous one while it is complete, else a new search.
+
+        When only the positions changed since the last calculation (an MD or
+        optimizer step), the last ``Data`` is reused with the new positions.
+        """
+        last = self._last
+        cutoff = self.potential.search_cutoff
+        if last is not None and set(system_changes) <= {"positions"}:
+            data = copy.copy(last)
+            data.pos = torch.as_tensor(atoms.positions, dtype=last.pos.dtype).to(self.device)
+            if reusable(data, cutoff, getattr(data, "cell", None)):
+                self._last = data
                 return data
-            for key in NEIGHBOR_KEYS:
-                if key in data:
-                    del data[key]
+        else:
+            self._check_elements(atoms)
+            data = from_ase(atoms, charge=atoms.info.get(CHARGE_KEY), spin=atoms.info.get(SPIN_KEY),
+                            dtype=self.potential.dtype).to(self.device)
+            structural = {"numbers", "pbc"} & set(system_changes)
+            if last is not None and not structural and last.pos.shape == data.pos.shape:
+                for key in NEIGHBOR_KEYS:
+                    if key in last:
+                        data[key] = last[key]
+                cell = getattr(data, "cell", None)
+                if reusable(data, cutoff, None if cell is None else cell.reshape(-1, 3, 3)):
+                    self._last = data
+                    return data
+        for key in NEIGHBOR_KEYS:
+            if key in data:
+                del data[key]
         data = self.neighbors(data)
         self.neighbor_searches += 1
-        self._edges = data
+        self._last = data
         return data
 
     # ------------------------------------------------------------ compute
     def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
         super().calculate(atoms, properties, system_changes)
         atoms = self.atoms
-        self._check_elements(atoms)
-        periodic = bool(np.any(atoms.pbc))
+        periodic = bool(atoms.pbc.any())
         stress = periodic and "stress" in properties
-        with using_threads(self.threads, len(atoms)), torch.no_grad():  # the potential enables gradients itself
-            data = self._data(atoms, system_changes)
-            out = self.potential(data, compute_forces=True, compute_stress=stress)
+        try:
+            with using_threads(self.threads, len(atoms)), torch.no_grad():  # the potential enables gradients itself
+                data = self._data(atoms, system_changes)
+                out = self.potential(data, compute_forces=True, compute_stress=stress)
+        except BaseException:
+            self._last = None  # the next call starts afresh (ASE may report no change for the same atoms)
+            raise
         self.results = {
             "energy": float(out.energy[0]),
             "energies": out.atomic_energies.detach().cpu().double().numpy(),
