@@ -245,3 +245,35 @@ def test_hermite_table_reproduces_its_knots_and_both_evaluations_agree(degree, m
         torch.testing.assert_close(grad.detach(), (table(r, 1) * weights).sum(-1), rtol=1e-12, atol=1e-12)
     for a, b in zip(*results):
         torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-10)
+
+
+@pytest.mark.parametrize("few", [10**9, 0])
+def test_table_parts_equal_the_split_table_and_their_gradients(few, monkeypatch):
+    """``table(r, size=...)`` gives the split of ``table(r)`` as separate tensors, and the gradient in r
+    of any combination of them (parts unused included), first and second order, by both evaluations."""
+    monkeypatch.setattr(hermite_table, "FEW", few)
+    torch.manual_seed(1)
+    spacing = 0.1
+    table = hermite_table.HermiteTable.from_knots(torch.randn(40, 3, 6, dtype=torch.float64), 0.05, spacing,
+                                                  0.05 + 39 * spacing)
+    r = 0.05 + torch.rand(300, dtype=torch.float64) * 4.0
+    weights = torch.randn(300, 6, dtype=torch.float64)
+    for used in ([0, 1, 2], [1]):  # every part, or one of three (the others get no gradient)
+        x = r.clone().requires_grad_()
+        parts = table(x, size=2)
+        assert len(parts) == 3 and all(p.is_contiguous() and p.shape == (300, 2) for p in parts)
+        torch.testing.assert_close(torch.cat(parts, -1), table(r), rtol=0, atol=0)
+        energy = sum((parts[k] * weights[:, 2 * k:2 * k + 2]).sum() for k in used)
+        (grad,) = torch.autograd.grad(energy, x, create_graph=True)
+        (second,) = torch.autograd.grad(grad.sum(), x)
+        y = r.clone().requires_grad_()
+        whole = table(y)
+        mask = torch.zeros(6, dtype=torch.float64)
+        for k in used:
+            mask[2 * k:2 * k + 2] = 1
+        (grad_ref,) = torch.autograd.grad((whole * weights * mask).sum(), y, create_graph=True)
+        (second_ref,) = torch.autograd.grad(grad_ref.sum(), y)
+        torch.testing.assert_close(grad, grad_ref, rtol=1e-12, atol=1e-12)
+        torch.testing.assert_close(second, second_ref, rtol=1e-12, atol=1e-10)
+    with pytest.raises(ValueError, match="cannot split 6 table channels into parts of 4"):
+        table(r, size=4)

@@ -276,6 +276,13 @@ class AtomisticModel(nn.Module):
             return self.tabulation.table(self)(r)
         return self.radial_network(r)
 
+    def radial_parts(self, r: Tensor, size: int) -> Tuple[Tensor, ...]:
+        """``radial(r).split(size, dim=-1)`` (one part per layer); the table writes the parts as
+        separate tensors, whose gradients need no concatenation in the backward."""
+        if self.uses_table():
+            return self.tabulation.table(self)(r, size=size)
+        return self.radial_network(r).split(size, dim=-1)
+
     def fit(self, statistics) -> dict:
         """Fit data-dependent constants (not weights) from an ``equinnp.data.DatasetStatistics``.
 

@@ -217,7 +217,7 @@ class PaiNN(AtomisticModel):
         F = self.hidden_channels
         length = graph.edge_length
         edge_dir = graph.edge_vec / length.clamp(min=1e-12).unsqueeze(-1)  # [E, 3]
-        filters = self.radial(length).split(3 * F, dim=-1)  # T (or 1) x [E, 3F]
+        filters = self.radial_parts(length, 3 * F)  # T (or 1) x [E, 3F]
 
         q = self.embedding(graph.species)  # [N, F]
         q = self.embed_totals(q, graph)  # [N, F]

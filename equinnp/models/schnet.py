@@ -185,7 +185,7 @@ class SchNet(AtomisticModel):
         h = self.embedding(graph.species)  # [N, F]
         h = self.embed_totals(h, graph)  # [N, F]
         if self.uses_table():
-            filters = self.radial(graph.edge_length).split(self.num_filters, dim=-1)  # T x [E, F]
+            filters = self.radial_parts(graph.edge_length, self.num_filters)  # T x [E, F]
         else:
             filters = self.filters(graph.edge_length)  # T x [E, F]
         for interaction, W in zip(self.interactions, filters):

@@ -24,12 +24,17 @@ distances the rows are gathered (fewer operations). The derivative in ``r``
 (forces) is the same product with the powers' derivatives; with
 ``create_graph`` it is again a table evaluation, so second derivatives work.
 
-Shapes: ``r`` [E] → [E, C].
+With ``size`` the channels come back as C / size separate tensors [E, size]
+(one per layer's filters): each is written directly, and their gradients are
+taken as they come, without the [E, C] concatenation a ``split`` of one output
+would cost in the backward.
+
+Shapes: ``r`` [E] → [E, C], or C / ``size`` tensors [E, size].
 """
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import NamedTuple, Optional, Sequence
 
 import torch
 from torch import Tensor
@@ -91,9 +96,15 @@ class HermiteTable(NamedTuple):
     def degree(self) -> int:
         return self.coefficients.shape[1] - 1
 
-    def __call__(self, r: Tensor, order: int = 0) -> Tensor:
-        """The interpolant's ``order``-th derivative in ``r``: [E] → [E, C]."""
-        return _Lookup.apply(r, self, order)
+    def __call__(self, r: Tensor, order: int = 0, size: Optional[int] = None):
+        """The interpolant's ``order``-th derivative in ``r``: [E] → [E, C]; with ``size``, a tuple
+        of C / size tensors [E, size] (channels ``k size .. (k + 1) size - 1``)."""
+        channels = self.coefficients.shape[2]
+        size = channels if size is None else size
+        if size < 1 or channels % size:
+            raise ValueError(f"cannot split {channels} table channels into parts of {size}")
+        out = _Lookup.apply(r, self, order, size)
+        return out[0] if size == channels else out
 
 
 def _powers(t: Tensor, degree: int, order: int, spacing: float) -> Tensor:
@@ -145,29 +156,43 @@ def _block_powers(layout: _Layout, table: HermiteTable, order: int) -> Tensor:
     return powers[layout.order]  # [E, GROUP (n+1)]
 
 
-def evaluate(r: Tensor, table: HermiteTable, order: int = 0, layout=None) -> Tensor:
-    """``d^order p / dr^order`` at ``r`` [E] → [E, C] (no autograd through ``r``)."""
+def evaluate(r: Tensor, table: HermiteTable, order: int = 0, layout=None, size: Optional[int] = None):
+    """``d^order p / dr^order`` at ``r`` [E] → [E, C] (no autograd through ``r``); with ``size``,
+    a list of C / size tensors [E, size]."""
     layout = _layout(r, table) if layout is None else layout
     powers = _block_powers(layout, table, order).to(table.coefficients.dtype)  # [E, K], rows in block order
-    out = table.coefficients.new_empty(r.shape[0], table.coefficients.shape[2])  # [E, C]
+    channels = table.coefficients.shape[2]
+    parts = size is not None
+    size = size if parts else channels
+    outs = [table.coefficients.new_empty(r.shape[0], size) for _ in range(channels // size)]  # [E, size] each
     start = 0
     for block, count in zip(layout.blocks, layout.counts):
         rows = _block_rows(table, block)  # [K, C]
         which = layout.order[start:start + count]  # [m]
-        out.index_copy_(0, which, powers[start:start + count, :rows.shape[0]] @ rows)  # [m, C], still in cache
+        values = powers[start:start + count, :rows.shape[0]] @ rows  # [m, C], still in cache
+        for k, out in enumerate(outs):
+            out.index_copy_(0, which, values if size == channels else values[:, k * size:(k + 1) * size])
         start += count
-    return out
+    return outs if parts else outs[0]
 
 
-def _derivative_dot(grad: Tensor, r: Tensor, table: HermiteTable, order: int, layout: _Layout) -> Tensor:
-    """``sum_c grad[e, c] d^{order+1} p_c / dr^{order+1}`` [E], by one product per block
-    (``grad`` projected on each block's coefficient rows, then weighted by the powers' derivatives)."""
-    powers = _block_powers(layout, table, order + 1).to(grad.dtype)  # [E, K], rows in block order
-    out_sorted = grad.new_empty(r.shape[0])
+def _derivative_dot(grads: Sequence[Tensor], r: Tensor, table: HermiteTable, order: int, layout: _Layout) -> Tensor:
+    """``sum_c grad[e, c] d^{order+1} p_c / dr^{order+1}`` [E], ``grad`` given as its parts [E, size]
+    (None: zero), by one product per block and part (projected on the block's coefficient rows,
+    then weighted by the powers' derivatives)."""
+    powers = _block_powers(layout, table, order + 1)  # [E, K], rows in block order
+    size = table.coefficients.shape[2] // len(grads)
+    parts = [(k, g.contiguous()) for k, g in enumerate(grads) if g is not None]
+    powers = powers.to(parts[0][1].dtype)
+    out_sorted = powers.new_empty(r.shape[0])
     start = 0
     for block, count in zip(layout.blocks, layout.counts):
         rows = _block_rows(table, block)  # [K, C]
-        projected = grad.index_select(0, layout.order[start:start + count]) @ rows.t()  # [m, K]
+        which = layout.order[start:start + count]
+        projected = None  # [m, K]
+        for k, g in parts:
+            term = g.index_select(0, which) @ rows[:, k * size:(k + 1) * size].t()
+            projected = term if projected is None else projected.add_(term)
         out_sorted[start:start + count] = (projected * powers[start:start + count, :rows.shape[0]]).sum(-1)
         start += count
     out = torch.empty_like(out_sorted)
@@ -187,27 +212,34 @@ def _weights(t: Tensor, inside: Tensor, table: HermiteTable, order: int) -> Tens
 
 
 class _Lookup(torch.autograd.Function):
-    """``p^(order)(r)`` with its derivative in ``r``; the table is a constant (no gradient)."""
+    """``p^(order)(r)`` as parts of ``size`` channels, with the derivative in ``r``; the table is a constant."""
 
     @staticmethod
-    def forward(ctx, r: Tensor, table: HermiteTable, order: int) -> Tensor:
+    def forward(ctx, r: Tensor, table: HermiteTable, order: int, size: int):
         ctx.save_for_backward(r)
-        ctx.table, ctx.order = table, order
+        ctx.table, ctx.order, ctx.size = table, order, size
         if r.shape[0] <= FEW:
             rows, t, inside = _gathered(r, table)
             ctx.few = (rows, t, inside)
-            return torch.bmm(_weights(t, inside, table, order).unsqueeze(1), rows).squeeze(1)  # [E, C]
+            values = torch.bmm(_weights(t, inside, table, order).unsqueeze(1), rows).squeeze(1)  # [E, C]
+            return tuple(part.contiguous() for part in values.split(size, dim=-1))
         ctx.few = None
         ctx.layout = _layout(r, table)
-        return evaluate(r, table, order, ctx.layout)
+        return tuple(evaluate(r, table, order, ctx.layout, size))
 
     @staticmethod
-    def backward(ctx, grad: Tensor):
+    def backward(ctx, *grads):
         (r,) = ctx.saved_tensors
+        none = (None, None, None)
+        if all(g is None for g in grads):
+            return (torch.zeros_like(r),) + none
         if torch.is_grad_enabled():  # create_graph: a differentiable expression (second derivatives)
-            return (grad * _Lookup.apply(r, ctx.table, ctx.order + 1)).sum(-1), None, None
+            slopes = _Lookup.apply(r, ctx.table, ctx.order + 1, ctx.size)
+            return sum((g * slope).sum(-1) for g, slope in zip(grads, slopes) if g is not None), *none
         if ctx.few is not None:
             rows, t, inside = ctx.few
-            projected = torch.bmm(rows, grad.unsqueeze(-1)).squeeze(-1)  # [E, n+1]
-            return (projected * _weights(t, inside, ctx.table, ctx.order + 1)).sum(-1).to(grad.dtype), None, None
-        return _derivative_dot(grad.contiguous(), r, ctx.table, ctx.order, ctx.layout), None, None
+            projected = sum(torch.bmm(rows[:, :, k * ctx.size:(k + 1) * ctx.size], g.unsqueeze(-1)).squeeze(-1)
+                            for k, g in enumerate(grads) if g is not None)  # [E, n+1]
+            dtype = next(g for g in grads if g is not None).dtype
+            return (projected * _weights(t, inside, ctx.table, ctx.order + 1)).sum(-1).to(dtype), *none
+        return _derivative_dot(grads, r, ctx.table, ctx.order, ctx.layout), *none

@@ -76,9 +76,10 @@ class RadialTable(NamedTuple):
     error: Dict[str, float]
     key: tuple
 
-    def __call__(self, r: Tensor) -> Tensor:
-        """``W(r)`` [E, C] by the interpolant; exactly 0 at and beyond the cutoff, as the envelopes."""
-        return self.interpolant(r)
+    def __call__(self, r: Tensor, size: Optional[int] = None):
+        """``W(r)`` [E, C] by the interpolant, or C / ``size`` parts [E, size]; exactly 0 at and beyond
+        the cutoff, as the envelopes."""
+        return self.interpolant(r, size=size)
 
     @property
     def spacing(self) -> float:
