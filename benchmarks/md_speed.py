@@ -22,9 +22,11 @@ With ``--tabulate`` equinnp's calculator evaluates the radial network by its
 table (``EquinnpCalculator(tabulate=True)``, SchNet and PaiNN); the calculator
 keeps freed memory for the next step (``reuse_memory``, its default) either way.
 
-``--peer-glibc-reuse`` gives the peers the same glibc options.
+``--peer-glibc-reuse`` gives the peers the same glibc options; ``--compile``
+runs equinnp's calculator with ``compile=True`` (inductor, dynamic shapes; the
+compilation happens in the warm-up, outside the timed blocks).
 
-    python benchmarks/md_speed.py MODEL [--repeats 5] [--only ethanol] [--tabulate] [--peer-glibc-reuse]
+    python benchmarks/md_speed.py MODEL [--repeats 5] [--only ethanol] [--tabulate] [--compile] [--peer-glibc-reuse]
 """
 
 from __future__ import annotations
@@ -153,6 +155,7 @@ def main(argv=None) -> int:
     parser.add_argument("--only", choices=["ethanol", "water"])
     parser.add_argument("--output", help="results file (default benchmarks/results/md_speed.md)")
     parser.add_argument("--tabulate", action="store_true", help="equinnp with its radial network tabulated")
+    parser.add_argument("--compile", action="store_true", help="equinnp's calculator with compile=True (inductor)")
     parser.add_argument("--peer-glibc-reuse", action="store_true",
                         help="run the peers with the glibc malloc options the equinnp calculator sets")
     parser.add_argument("--worker", nargs=2, metavar=("PEER", "STRUCTURE"), help=argparse.SUPPRESS)
@@ -176,7 +179,7 @@ def main(argv=None) -> int:
     for label, atoms in systems.items():
         structure = Path(tempfile.mkdtemp()) / "start.xyz"
         ase.io.write(structure, atoms, format="extxyz")
-        calculator = EquinnpCalculator(args.model, threads=1, tabulate=args.tabulate)
+        calculator = EquinnpCalculator(args.model, threads=1, tabulate=args.tabulate, compile=args.compile)
         contenders = {"equinnp": _stepper(atoms.copy(), calculator)}
         peers = {}
         for peer in PEERS:
@@ -199,7 +202,8 @@ def main(argv=None) -> int:
         rows.append([label, "", "equinnp neighbor searches", calculator.neighbor_searches, ""])
     notes = [
         f"Machine: {machine(1)}; load average at the start {load_start:.1f}.",
-        f"equinnp model: `{args.model}`{' (radial network tabulated)' if args.tabulate else ''}; float32 everywhere; "
+        f"equinnp model: `{args.model}`{' (radial network tabulated)' if args.tabulate else ''}"
+        f"{' (compiled: compile=True, inductor)' if args.compile else ''}; float32 everywhere; "
         "one torch thread per contender; ASE VelocityVerlet, 0.5 fs.",
         f"Medians of {args.repeats} blocks ({', '.join(f'{k}: {v} steps' for k, v in BLOCKS.items())}), contenders taking turns.",
         "ratio: equinnp's steps/s over the peer's (above 1: equinnp faster).",

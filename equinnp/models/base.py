@@ -276,9 +276,9 @@ class AtomisticModel(nn.Module):
             return self.tabulation.table(self)(r)
         return self.radial_network(r)
 
-    def radial_parts(self, r: Tensor, size: int) -> Tuple[Tensor, ...]:
-        """``radial(r).split(size, dim=-1)`` (one part per layer); the table writes the parts as
-        separate tensors, whose gradients need no concatenation in the backward."""
+    def radial_parts(self, r: Tensor, size) -> Tuple[Tensor, ...]:
+        """``radial(r).split(size, dim=-1)`` (one part per layer; ``size`` an int or a list of sizes);
+        the table writes the parts as separate tensors, whose gradients need no concatenation in the backward."""
         if self.uses_table():
             return self.tabulation.table(self)(r, size=size)
         return self.radial_network(r).split(size, dim=-1)

@@ -99,7 +99,7 @@ from torch import Tensor, nn
 from equinnp.models.base import AtomicOutput, AtomisticModel, Graph
 from equinnp.nn import BesselRBF, PolynomialCutoff
 from equinnp.nn.irreps import from_components, refresh_wigner_3j
-from equinnp.nn.mace_blocks import AtomicBasis, ProductBasis
+from equinnp.nn.mace_blocks import AtomicBasis, ProductBasis, fully_connected
 
 __all__ = ["MACE"]
 
@@ -160,6 +160,7 @@ class MACE(AtomisticModel):
     )
     # avg_num_neighbors given, so that tiny test models run without fitting; 1 (no normalization)
     # keeps their forces on small test molecules well above the round-off of finite differences.
+    tabulatable = True
     tiny = dict(
         hidden_irreps="8x0e + 8x1o", max_ell=2, correlation=2, num_interactions=2, num_bessel=6, radial_mlp=[16, 16], avg_num_neighbors=1.0
     )
@@ -289,6 +290,20 @@ class MACE(AtomisticModel):
             "or give it when building the model, build_potential('mace', avg_num_neighbors=...)"
         )
 
+    def radial_network(self, r: Tensor) -> Tensor:
+        """Every layer's radial MLP of the Bessel basis times the envelope, side by side:
+        ``r`` [E] → [E, sum of the layers' weight counts] (what ``tabulate_radial`` tabulates).
+
+        The MLPs are evaluated by :func:`equinnp.nn.mace_blocks.fully_connected`, whose SiLU
+        admits forward-mode derivatives of every order (the table builder's); the numbers are
+        those of ``radial_mlp`` (tested).
+        """
+        edge_radial = self.radial_basis(r) * self.envelope(r).unsqueeze(-1)  # [E, num_bessel]
+        return torch.cat([fully_connected(block.radial_mlp, edge_radial) for block in self.interactions], dim=-1)
+
+    def radial_modules(self) -> list:
+        return [self.radial_basis, self.envelope] + [block.radial_mlp for block in self.interactions]
+
     def features(self, graph: Graph) -> List[Tuple[Tensor, Tensor]]:
         """``(A, h)`` of every layer: atomic basis [N, irreps_A[t].dim] and updated node features [N, irreps_h[t].dim]."""
         return [(from_components(A, irreps), h) for (A, h), irreps in zip(self._run(graph)[1], self.irreps_A)]
@@ -297,7 +312,12 @@ class MACE(AtomisticModel):
         self._check_avg_num_neighbors()
         node_attrs = torch.nn.functional.one_hot(graph.species, self.num_elements).to(graph.pos.dtype)  # [N, K]
         length = graph.edge_length
-        edge_radial = self.radial_basis(length) * self.envelope(length).unsqueeze(-1)  # [E, num_bessel]
+        if self.uses_table():  # every layer's radial MLP output by the table (inference option)
+            edge_radial = None
+            radial_weights = list(self.radial_parts(length, [b.radial_mlp.hs[-1] for b in self.interactions]))
+        else:
+            edge_radial = self.radial_basis(length) * self.envelope(length).unsqueeze(-1)  # [E, num_bessel]
+            radial_weights = [None] * len(self.interactions)
         edge_sh = self.spherical_harmonics(graph.edge_vec)  # [E, (l_max+1)^2]
         h = self.embed_totals(self.node_embedding(node_attrs), graph)  # [N, C]
         # Neighbors as a CSR adjacency (rows: centers i). Graph edges come sorted by
@@ -306,7 +326,9 @@ class MACE(AtomisticModel):
         j, i = graph.edge_index
         if not bool((i[1:] >= i[:-1]).all()):  # a graph built by hand
             order = torch.argsort(i, stable=True)
-            i, j, edge_sh, edge_radial = i[order], j[order], edge_sh[order], edge_radial[order]
+            i, j, edge_sh = i[order], j[order], edge_sh[order]
+            edge_radial = None if edge_radial is None else edge_radial[order]
+            radial_weights = [None if w is None else w[order] for w in radial_weights]
         rowptr = torch.zeros(N + 1, dtype=torch.long, device=i.device)
         rowptr[1:] = torch.cumsum(torch.bincount(i, minlength=N), dim=0)
         with warnings.catch_warnings():  # "sparse CSR support is in beta": only its index arrays are used
@@ -316,8 +338,9 @@ class MACE(AtomisticModel):
             )
         energy = graph.pos.new_zeros(graph.species.shape[0])  # [N]
         features = []
-        for interaction, product, readout in zip(self.interactions, self.products, self.readouts):
-            A, s = interaction(h, node_attrs, adjacency, edge_sh, edge_radial, self.avg_num_neighbors, graph.species)
+        for interaction, product, readout, weights in zip(self.interactions, self.products, self.readouts, radial_weights):
+            A, s = interaction(h, node_attrs, adjacency, edge_sh, edge_radial, self.avg_num_neighbors, graph.species,
+                               radial_weights=weights)
             h = product(A, graph.species, s)  # [N, irreps_h.dim]
             energy = energy + readout(h).squeeze(-1)  # [N]
             features.append((A, h))  # A component-major [D, N, C]

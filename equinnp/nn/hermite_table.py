@@ -96,15 +96,35 @@ class HermiteTable(NamedTuple):
     def degree(self) -> int:
         return self.coefficients.shape[1] - 1
 
-    def __call__(self, r: Tensor, order: int = 0, size: Optional[int] = None):
-        """The interpolant's ``order``-th derivative in ``r``: [E] → [E, C]; with ``size``, a tuple
-        of C / size tensors [E, size] (channels ``k size .. (k + 1) size - 1``)."""
+    def __call__(self, r: Tensor, order: int = 0, size=None):
+        """The interpolant's ``order``-th derivative in ``r``: [E] → [E, C]; with ``size`` (an int, or
+        the sizes of consecutive parts as ``torch.split`` takes them), a tuple of parts [E, size]."""
         channels = self.coefficients.shape[2]
-        size = channels if size is None else size
+        if size is None:
+            return _Lookup.apply(r, self, order, (channels,))[0]
+        sizes = _part_sizes(channels, size)
+        return _Lookup.apply(r, self, order, sizes)
+
+
+def _part_sizes(channels: int, size) -> tuple:
+    """``torch.split``'s parts of ``channels``: an int (equal parts) or a sequence of sizes."""
+    if isinstance(size, int):
         if size < 1 or channels % size:
             raise ValueError(f"cannot split {channels} table channels into parts of {size}")
-        out = _Lookup.apply(r, self, order, size)
-        return out[0] if size == channels else out
+        return (size,) * (channels // size)
+    sizes = tuple(int(k) for k in size)
+    if sum(sizes) != channels or min(sizes) < 1:
+        raise ValueError(f"cannot split {channels} table channels into parts of {list(sizes)}")
+    return sizes
+
+
+def _offsets(sizes) -> list:
+    """``[(start, stop)]`` of consecutive parts of these sizes."""
+    bounds, start = [], 0
+    for size in sizes:
+        bounds.append((start, start + size))
+        start += size
+    return bounds
 
 
 def _powers(t: Tensor, degree: int, order: int, spacing: float) -> Tensor:
@@ -156,33 +176,32 @@ def _block_powers(layout: _Layout, table: HermiteTable, order: int) -> Tensor:
     return powers[layout.order]  # [E, GROUP (n+1)]
 
 
-def evaluate(r: Tensor, table: HermiteTable, order: int = 0, layout=None, size: Optional[int] = None):
-    """``d^order p / dr^order`` at ``r`` [E] → [E, C] (no autograd through ``r``); with ``size``,
-    a list of C / size tensors [E, size]."""
+def evaluate(r: Tensor, table: HermiteTable, order: int = 0, layout=None, sizes: Optional[Sequence[int]] = None):
+    """``d^order p / dr^order`` at ``r`` [E] → [E, C] (no autograd through ``r``); with ``sizes``,
+    a list of the consecutive parts [E, size]."""
     layout = _layout(r, table) if layout is None else layout
     powers = _block_powers(layout, table, order).to(table.coefficients.dtype)  # [E, K], rows in block order
     channels = table.coefficients.shape[2]
-    parts = size is not None
-    size = size if parts else channels
-    outs = [table.coefficients.new_empty(r.shape[0], size) for _ in range(channels // size)]  # [E, size] each
+    bounds = _offsets((channels,) if sizes is None else sizes)
+    outs = [table.coefficients.new_empty(r.shape[0], stop - begin) for begin, stop in bounds]  # [E, size] each
     start = 0
     for block, count in zip(layout.blocks, layout.counts):
         rows = _block_rows(table, block)  # [K, C]
         which = layout.order[start:start + count]  # [m]
         values = powers[start:start + count, :rows.shape[0]] @ rows  # [m, C], still in cache
-        for k, out in enumerate(outs):
-            out.index_copy_(0, which, values if size == channels else values[:, k * size:(k + 1) * size])
+        for (begin, stop), out in zip(bounds, outs):
+            out.index_copy_(0, which, values if len(outs) == 1 else values[:, begin:stop])
         start += count
-    return outs if parts else outs[0]
+    return outs if sizes is not None else outs[0]
 
 
-def _derivative_dot(grads: Sequence[Tensor], r: Tensor, table: HermiteTable, order: int, layout: _Layout) -> Tensor:
+def _derivative_dot(grads: Sequence[Tensor], r: Tensor, table: HermiteTable, order: int, layout: _Layout,
+                    g_sizes: Sequence[int]) -> Tensor:
     """``sum_c grad[e, c] d^{order+1} p_c / dr^{order+1}`` [E], ``grad`` given as its parts [E, size]
     (None: zero), by one product per block and part (projected on the block's coefficient rows,
     then weighted by the powers' derivatives)."""
     powers = _block_powers(layout, table, order + 1)  # [E, K], rows in block order
-    size = table.coefficients.shape[2] // len(grads)
-    parts = [(k, g.contiguous()) for k, g in enumerate(grads) if g is not None]
+    parts = [(bounds, g.contiguous()) for bounds, g in zip(_offsets(g_sizes), grads) if g is not None]
     powers = powers.to(parts[0][1].dtype)
     out_sorted = powers.new_empty(r.shape[0])
     start = 0
@@ -190,8 +209,8 @@ def _derivative_dot(grads: Sequence[Tensor], r: Tensor, table: HermiteTable, ord
         rows = _block_rows(table, block)  # [K, C]
         which = layout.order[start:start + count]
         projected = None  # [m, K]
-        for k, g in parts:
-            term = g.index_select(0, which) @ rows[:, k * size:(k + 1) * size].t()
+        for (begin, stop), g in parts:
+            term = g.index_select(0, which) @ rows[:, begin:stop].t()
             projected = term if projected is None else projected.add_(term)
         out_sorted[start:start + count] = (projected * powers[start:start + count, :rows.shape[0]]).sum(-1)
         start += count
@@ -215,17 +234,17 @@ class _Lookup(torch.autograd.Function):
     """``p^(order)(r)`` as parts of ``size`` channels, with the derivative in ``r``; the table is a constant."""
 
     @staticmethod
-    def forward(ctx, r: Tensor, table: HermiteTable, order: int, size: int):
+    def forward(ctx, r: Tensor, table: HermiteTable, order: int, sizes: tuple):
         ctx.save_for_backward(r)
-        ctx.table, ctx.order, ctx.size = table, order, size
+        ctx.table, ctx.order, ctx.sizes = table, order, sizes
         if r.shape[0] <= FEW:
             rows, t, inside = _gathered(r, table)
             ctx.few = (rows, t, inside)
             values = torch.bmm(_weights(t, inside, table, order).unsqueeze(1), rows).squeeze(1)  # [E, C]
-            return tuple(part.contiguous() for part in values.split(size, dim=-1))
+            return tuple(part.contiguous() for part in values.split(list(sizes), dim=-1))
         ctx.few = None
         ctx.layout = _layout(r, table)
-        return tuple(evaluate(r, table, order, ctx.layout, size))
+        return tuple(evaluate(r, table, order, ctx.layout, sizes))
 
     @staticmethod
     def backward(ctx, *grads):
@@ -234,12 +253,12 @@ class _Lookup(torch.autograd.Function):
         if all(g is None for g in grads):
             return (torch.zeros_like(r),) + none
         if torch.is_grad_enabled():  # create_graph: a differentiable expression (second derivatives)
-            slopes = _Lookup.apply(r, ctx.table, ctx.order + 1, ctx.size)
+            slopes = _Lookup.apply(r, ctx.table, ctx.order + 1, ctx.sizes)
             return sum((g * slope).sum(-1) for g, slope in zip(grads, slopes) if g is not None), *none
         if ctx.few is not None:
             rows, t, inside = ctx.few
-            projected = sum(torch.bmm(rows[:, :, k * ctx.size:(k + 1) * ctx.size], g.unsqueeze(-1)).squeeze(-1)
-                            for k, g in enumerate(grads) if g is not None)  # [E, n+1]
+            projected = sum(torch.bmm(rows[:, :, begin:stop], g.unsqueeze(-1)).squeeze(-1)
+                            for (begin, stop), g in zip(_offsets(ctx.sizes), grads) if g is not None)  # [E, n+1]
             dtype = next(g for g in grads if g is not None).dtype
             return (projected * _weights(t, inside, ctx.table, ctx.order + 1)).sum(-1).to(dtype), *none
-        return _derivative_dot(grads, r, ctx.table, ctx.order, ctx.layout), *none
+        return _derivative_dot(grads, r, ctx.table, ctx.order, ctx.layout, ctx.sizes), *none

@@ -31,6 +31,30 @@ class _TensorProductSpec:
         self.weight_numel = tp.weight_numel
 
 
+def fully_connected(mlp, x: Tensor) -> Tensor:
+    r"""e3nn's ``FullyConnectedNet`` (SiLU) evaluated layer by layer, SiLU written as :math:`x\,\sigma(x)`.
+
+    Each layer is :math:`x W / \sqrt{h_\text{in} v_\text{in}}`, then (hidden layers) the
+    second-moment-normalized activation :math:`c\,\phi` and a factor :math:`\sqrt{v_\text{out}}`;
+    the last layer is :math:`x W \sqrt{v_\text{out} / (h_\text{in} v_\text{in})}`. Same numbers
+    as ``mlp(x)``; unlike ``torch.nn.functional.silu`` this SiLU has forward-mode derivatives of
+    every order (``torch.func.jvp`` nested, as the radial table builder uses it).
+    Shapes: ``x`` [E, hs[0]] → [E, hs[-1]].
+    """
+    for layer in mlp:
+        if layer.act is None:
+            x = x @ (layer.weight / (layer.h_in * layer.var_in / layer.var_out) ** 0.5)
+            continue
+        if layer.act.f is not torch.nn.functional.silu:
+            raise TypeError(f"fully_connected evaluates SiLU layers only, got the activation {layer.act.f!r}")
+        x = x @ (layer.weight / (layer.h_in * layer.var_in) ** 0.5)
+        x = x * torch.sigmoid(x)
+        if not layer.act._is_id:
+            x = x * layer.act.cst
+        x = x * layer.var_out**0.5
+    return x
+
+
 class AtomicBasis(MessagePassing):
     r"""One-particle basis :math:`A_i` of a MACE layer, with its element-dependent connection.
 
@@ -194,16 +218,18 @@ class AtomicBasis(MessagePassing):
         edge_radial: Tensor,
         avg_num_neighbors: Tensor,
         species: Optional[Tensor] = None,
+        radial_weights: Optional[Tensor] = None,
     ) -> Tuple[Tensor, Optional[Tensor]]:
         """Returns ``A`` component-major [D_target, N, C] and ``s`` [N, irreps_skip.dim] (e3nn layout), or None.
 
         ``species`` [N] (optional): the element index of each atom, i.e. ``node_attrs``
         is its one-hot; lets the element map select weights instead of multiplying
-        by the one-hot (same numbers).
+        by the one-hot (same numbers). ``radial_weights`` [E, paths*C] (optional): the
+        radial MLP's output, given (by a table) instead of computed from ``edge_radial``.
         """
         s = self.skip_tp(h, node_attrs) if self.residual else None  # [N, irreps_skip.dim]
         h = to_components(self.linear_up(h), self._node_layout)  # [D_node, N, C]
-        weights = self.radial_mlp(edge_radial)  # [E, paths*C]
+        weights = self.radial_mlp(edge_radial) if radial_weights is None else radial_weights  # [E, paths*C]
         message = self.propagate(edge_index, h=h, edge_sh=edge_sh, weights=weights)  # [D_mid, N, C]
         A = self._mix(message) / avg_num_neighbors  # [D_target, N, C]
         if not self.residual:
