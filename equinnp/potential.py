@@ -310,7 +310,7 @@ class Potential(nn.Module):
                         degree: int = 5) -> "Potential":
         """Evaluate the core network's radial network by a table in eval mode (``equinnp.nn.tabulation``).
 
-        An inference option of SchNet, PaiNN and MACE (``AtomisticModel.tabulate_radial``):
+        An inference option of SchNet, PaiNN, MACE and TensorNet (``AtomisticModel.tabulate_radial``):
         the table is built on the first evaluation, rebuilt whenever the weights
         change, never used in training mode and never saved. Returns ``self``.
         """

@@ -14,10 +14,11 @@ from equinnp.nn import hermite_table, tabulation
 from equinnp.testing import contract
 from equinnp.testing.strategies import random_rotation
 
-TABULATED = ["schnet", "painn", "mace"]
+TABULATED = ["schnet", "painn", "mace", "tensornet"]
 #: Small sizes of each tabulated architecture, for the tests that train.
 SMALL = {"schnet": dict(hidden_channels=16, num_interactions=2), "painn": dict(hidden_channels=16, num_interactions=2),
-         "mace": dict(hidden_irreps="16x0e+16x1o", max_ell=2, num_interactions=2, radial_mlp=[16, 16])}
+         "mace": dict(hidden_irreps="16x0e+16x1o", max_ell=2, num_interactions=2, radial_mlp=[16, 16]),
+         "tensornet": dict(hidden_channels=16, num_layers=2, num_rbf=8)}
 ELEMENTS = [1, 6, 7, 8]
 BOUND = 1e-6  # relative force error of a tabulated potential against its network
 
@@ -216,9 +217,9 @@ def test_bad_options(monkeypatch):
         pot.tabulate_radial(degree=4)
     with pytest.raises(ValueError, match="tolerance must be positive.*0"):
         pot.tabulate_radial(tolerance=0)
-    tensornet = equinnp.build_potential("tensornet", elements=ELEMENTS, **equinnp.ARCHITECTURES["tensornet"].tiny)
-    with pytest.raises(TypeError, match="TensorNet has no radial network that equinnp can tabulate"):
-        tensornet.tabulate_radial()
+    dimenet = equinnp.build_potential("dimenetpp", elements=ELEMENTS, **equinnp.ARCHITECTURES["dimenetpp"].tiny)
+    with pytest.raises(TypeError, match="DimeNetPlusPlus has no radial network that equinnp can tabulate"):
+        dimenet.tabulate_radial()
     monkeypatch.setattr(tabulation, "MAX_TABLE_ENTRIES", 100_000)
     tight = potential("schnet", hidden_channels=16, num_interactions=2).tabulate_radial(tolerance=1e-30)
     with pytest.raises(ValueError, match="needs a spacing below .* pass a larger tolerance"):

@@ -102,7 +102,7 @@ class EquinnpCalculator(Calculator):
         ``equinnp.compiled``); a string names the backend (default ``"inductor"``).
     tabulate : bool
         Evaluate the radial network by a table (``Potential.tabulate_radial``:
-        SchNet, PaiNN and MACE; force error against the network below 1e-6 relative).
+        SchNet, PaiNN, MACE, TensorNet; force error against the network below 1e-6 relative).
         It switches the option on the potential given.
     reuse_memory : bool
         Keep freed memory in the process for the next call (glibc ``malloc``

@@ -64,6 +64,7 @@ from equinnp.nn.cartesian_tensors import (
     to_cartesian,
     to_irreps,
 )
+from equinnp.nn.activations import sequential_forward_ad
 from equinnp.nn.expnorm_rbf import ExpNormalRBF
 from equinnp.nn.tensor_messages import EdgeSet, per_edge, reverse_pairs, segment_sum, weighted_aggregate
 
@@ -153,13 +154,16 @@ class TensorEmbedding(MessagePassing):
         pairs = torch.cat([emb.unsqueeze(1).expand(K, K, F), emb.unsqueeze(0).expand(K, K, F)], dim=-1)  # [K, K, 2F]
         return self.pair_embedding(pairs)  # [K, K, F]
 
-    def forward(self, species, edge_index, rbf, cutoff, basis, pair=None, self_rbf=None) -> Tensor:
+    def forward(self, species, edge_index, rbf, cutoff, basis, pair=None, self_rbf=None, radial=None) -> Tensor:
+        """``radial`` [P, 3F] (optional): :math:`f^{I,A,S}` times the cutoff, given (by a table)."""
         F, N = self.hidden_channels, species.shape[0]
         table = self.pair_table()  # [K, K, F]
         K = table.shape[0]
         j, i = edge_index
         z_ij = table.reshape(K * K, F)[species[i] * K + species[j]]  # [E, F]
-        radial = per_edge(self.distance_proj(rbf) * cutoff.unsqueeze(-1), pair)  # [E, 3F]
+        if radial is None:
+            radial = self.distance_proj(rbf) * cutoff.unsqueeze(-1)  # [P, 3F]
+        radial = per_edge(radial, pair)  # [E, 3F]
         weights = radial.view(-1, 3, F) * z_ij.unsqueeze(1)  # [E, 3, F]
         x = self.propagate(edge_index, weights=weights, basis=basis, size=(N, N))  # [N, 9, F]
         if self_rbf is not None:  # r = 0: the direction vanishes, only the scalar part remains
@@ -211,9 +215,12 @@ class TensorInteraction(MessagePassing):
         self.mix_out = BlockLinear(F)
         self.fused = True  # chunked weighted_aggregate; False: PyG propagate of message(), same sums
 
-    def forward(self, x, edge_index, rbf, cutoff, Q, pair=None, self_rbf=None, edges=None) -> Tensor:
+    def forward(self, x, edge_index, rbf, cutoff, Q, pair=None, self_rbf=None, edges=None, radial=None) -> Tensor:
+        """``radial`` [P, 3F] (optional): :math:`\phi(e(r))` times the cutoff, given (by a table)."""
         F, N = self.hidden_channels, x.shape[0]
-        factors = per_edge(self.edge_net(rbf) * cutoff.unsqueeze(-1), pair).view(-1, 3, F)  # [E, 3, F]
+        if radial is None:
+            radial = self.edge_net(rbf) * cutoff.unsqueeze(-1)  # [P, 3F]
+        factors = per_edge(radial, pair).view(-1, 3, F)  # [E, 3, F]
         x = x / ((x * x).sum(1, keepdim=True) + 1.0)  # [N, 9, F]
         y = self.mix_in(x)  # [N, 9, F]
         if self.fused:
@@ -296,6 +303,7 @@ class TensorNet(AtomisticModel):
         "of Molecular Potentials, NeurIPS 2023"
     )
     tiny = dict(hidden_channels=16, num_layers=2, num_rbf=8)
+    tabulatable = True
     needs_reverse_edges = True  # the radial networks run once per atom pair (reverse_pairs)
 
     def __init__(
@@ -349,6 +357,17 @@ class TensorNet(AtomisticModel):
                 nn.init.xavier_uniform_(layer.weight)
                 nn.init.zeros_(layer.bias)
 
+    def radial_network(self, r: Tensor) -> Tensor:
+        """The embedding's and every interaction's radial network times the cosine cutoff, side by side:
+        ``r`` [P] → [P, (1 + num_layers) 3F] (what ``tabulate_radial`` tabulates; SiLU by
+        ``equinnp.nn.activations.sequential_forward_ad``)."""
+        rbf, cutoff = self.radial_basis(r), self.cutoff_fn(r).unsqueeze(-1)  # [P, K], [P, 1]
+        nets = [self.embedding.distance_proj(rbf)] + [sequential_forward_ad(layer.edge_net, rbf) for layer in self.interactions]
+        return torch.cat(nets, dim=-1) * cutoff
+
+    def radial_modules(self) -> list:
+        return [self.radial_basis, self.cutoff_fn, self.embedding.distance_proj] + [layer.edge_net for layer in self.interactions]
+
     def features(self, graph: Graph) -> list:
         """Atomic tensors after the embedding and after each interaction, as irreps coefficients.
 
@@ -366,12 +385,16 @@ class TensorNet(AtomisticModel):
         rbf = self.radial_basis(pair_length)  # [P, K]
         cutoff = self.cutoff_fn(pair_length)  # [P]
         self_rbf = self.radial_basis(length.new_zeros(1)) if self.self_loops else None  # [1, K]
-        x = self.embedding(graph.species, graph.edge_index, rbf, cutoff, edge_basis(unit, Q), pair, self_rbf)
+        # the radial networks times the cutoff, [P, 3F] each: by the table (inference option), else in the layers
+        radials = [None] * (1 + len(self.interactions))
+        if self.uses_table():
+            radials = self.radial_parts(pair_length, 3 * self.hidden_channels)
+        x = self.embedding(graph.species, graph.edge_index, rbf, cutoff, edge_basis(unit, Q), pair, self_rbf, radials[0])
         if self.electronic_embedding is not None:  # the totals into the invariant (0e) coefficient, index 0
             x = torch.cat([self.embed_totals(x[:, 0], graph).unsqueeze(1), x[:, 1:]], dim=1)  # [N, 9, F]
         states = [x]
-        for interaction in self.interactions:
-            x = interaction(x, graph.edge_index, rbf, cutoff, Q, pair, self_rbf, edges)
+        for interaction, radial in zip(self.interactions, radials[1:]):
+            x = interaction(x, graph.edge_index, rbf, cutoff, Q, pair, self_rbf, edges, radial)
             states.append(x)
         return states
 
