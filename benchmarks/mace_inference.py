@@ -11,9 +11,7 @@ it) and handed to mace-torch as its ``edge_index``.
 
 mace-torch runs in its own venv (``.peers/mace``) in one long-lived worker
 process holding both models (``harness.PeerWorker``). The two sides are timed
-one call each, in turn, ``repeats`` times after a warm-up; medians. "equinnp
-tabulated" is the same potential with its radial MLPs evaluated by a table
-(``pot.tabulate_radial()``, docs/tabulation.md).
+one call each, in turn, ``repeats`` times after a warm-up; medians.
 
     python benchmarks/mace_inference.py [--repeats 7] [--threads 2]
 """
@@ -21,7 +19,6 @@ tabulated" is the same potential with its radial MLPs evaluated by a table
 from __future__ import annotations
 
 import argparse
-import copy
 import sys
 import tempfile
 from pathlib import Path
@@ -120,28 +117,23 @@ def main():
                           env={"TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD": "1"})
         for c, (name, config) in enumerate(MACE_CONFIGS.items()):
             pot = equinnp_mace(config)
-            tabulated = copy.deepcopy(pot).tabulate_radial()
             for k, (label, unit, count, batch) in enumerate(loads):
                 call = c * len(loads) + k
-                error = float((tabulated(batch).forces - pot(batch).forces).abs().max() / pot(batch).forces.abs().max())
-                med = alternating_medians({"equinnp": lambda: pot(batch), "tabulated": lambda: tabulated(batch),
-                                           "mace-torch": lambda: peer.time(call)},
+                med = alternating_medians({"equinnp": lambda: pot(batch), "mace-torch": lambda: peer.time(call)},
                                           args.repeats, warmup=1, self_timed={"mace-torch"})
-                ours, table, theirs = med["equinnp"], med["tabulated"], med["mace-torch"]
-                rows.append([name, label, f"{count / ours:,.2f} {unit}", f"{count / table:,.2f} {unit}",
-                             f"{count / theirs:,.2f} {unit}", f"{theirs / ours:.2f}", f"{theirs / table:.2f}", f"{error:.1e}"])
-                print(f"{name} | {label}: equinnp {count / ours:.2f} {unit}, tabulated {count / table:.2f}, "
-                      f"mace-torch {count / theirs:.2f} {unit}, ratio {theirs / ours:.2f}", flush=True)
+                ours, theirs = med["equinnp"], med["mace-torch"]
+                rows.append([name, label, f"{count / ours:,.2f} {unit}", f"{count / theirs:,.2f} {unit}", f"{theirs / ours:.2f}"])
+                print(f"{name} | {label}: equinnp {count / ours:.2f} {unit}, mace-torch {count / theirs:.2f} {unit}, "
+                      f"ratio {theirs / ours:.2f}", flush=True)
         peer.close()
     notes = [
         f"Machine: {machine(args.threads)}. Random weights; l_max 3, correlation 3, 2 layers, 8 Bessel, radial MLP "
         "[64, 64, 64]; mace-torch's default layout on both sides; same neighbor list for both; mace-torch in its own "
         f"venv (e3nn 0.4.4) in a long-lived worker process. The two take turns call by call ({args.repeats} rounds "
         "after a warm-up); medians.",
-        f"Command: `python benchmarks/mace_inference.py --threads {args.threads} --repeats {args.repeats}`",
+        "Command: `python benchmarks/mace_inference.py`",
     ]
-    header = ["hidden irreps", "workload", "equinnp", "equinnp tabulated", "mace-torch",
-              "ratio (equinnp / mace-torch throughput)", "ratio tabulated / mace-torch", "force error tabulated vs eager (relative)"]
+    header = ["hidden irreps", "workload", "equinnp", "mace-torch", "ratio (equinnp / mace-torch throughput)"]
     print(write_table(Path(args.out), "MACE inference: equinnp vs mace-torch 0.3.16 (energy + forces, float32, eager)",
                       notes, header, rows))
 
