@@ -6,7 +6,7 @@ jittered anew (so that the edge count changes and dynamic shapes are
 exercised), neighbor search inside the call for both. Models of the demo's
 size with random weights: SchNet (64 features, 3 interactions), PaiNN (64,
 3), TensorNet (64, 2 layers), MACE (64x0e, l_max 3, correlation 3, 2 layers);
-PhysNet, AIMNet2 and ANI-2x at their class defaults; cutoff 5 Å. Parameters
+PhysNet, AIMNet2, ANI-2x, DimeNet++ and SAKE at their class defaults; cutoff 5 Å. Parameters
 initialised to zero are drawn from N(0, 0.1²) (``fill_zero_parameters``).
 Reported: the compile time (first call), the largest relative deviation from
 eager over the timed calls, the number of graphs compiled and of
@@ -37,6 +37,8 @@ CONFIGS = {
     "physnet": {},  # the class defaults (the paper's size: 128 features, 5 modules)
     "aimnet2": {},  # the class defaults (AIMNet2's published size)
     "ani2x": {},  # the class defaults (one ANI-2x network)
+    "dimenetpp": {},  # the class defaults (the paper's size)
+    "sake": {},  # the class defaults
 }
 
 
