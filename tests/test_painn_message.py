@@ -1,5 +1,6 @@
 """The fused PaiNN message (``equinnp.nn.painn_message``) against its composite definition:
-values, first and second derivatives (gradcheck, gradgradcheck), vectorized Hessians, and the model both ways."""
+values, first and second derivatives (gradcheck, gradgradcheck), vectorized Hessians, and the model both ways
+(eval mode; training mode runs the composite)."""
 
 import copy
 
@@ -67,11 +68,7 @@ def test_painn_fused_and_propagate_give_the_same_energy_forces_and_hessian(monke
     torch.testing.assert_close(a.forces, b.forces, rtol=1e-12, atol=1e-13)
     # vmap batches the fused backward: the vectorized Hessian needs no row-by-row fallback
     torch.testing.assert_close(hessian(fused, data, vectorize=True), plain.hessian(data), rtol=1e-10, atol=1e-11)
-    fused.train()
-    plain.train()
-    # force training differentiates the forces once more (create_graph)
-    for potential in (fused, plain):
-        out = potential(data)
-        (out.forces ** 2).sum().backward()
-    for p, q in zip(fused.parameters(), plain.parameters()):
-        torch.testing.assert_close(p.grad, q.grad, rtol=1e-10, atol=1e-12)
+    fused.train()  # training mode runs the composite (the faster one under create_graph)
+    before = len(calls)
+    fused(data)
+    assert len(calls) == before
