@@ -53,7 +53,8 @@ def system_changes(old, new, tol: float = 1e-15, excluded=()) -> list:
     """
     if old is None:
         return list(all_changes)
-    wanted = [name for name in all_changes if name not in set(excluded)]
+    excluded = set(excluded)
+    wanted = [name for name in all_changes if name not in excluded]
     changes = [name for name in ("cell", "pbc") if name in wanted and not _same(getattr(old, name), getattr(new, name), tol)]
     arrays_old, arrays_new = old.arrays, new.arrays
     changes += [name for name in wanted if name not in ("cell", "pbc") and ((name in arrays_old) != (name in arrays_new))]
