@@ -59,7 +59,7 @@ from harness import cpu_name, median_time  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from equinnp.neighbors import radius_graph  # noqa: E402
 from equinnp.neighbors import torch_cluster_backend, vesin_backend  # noqa: E402
-from equinnp.neighbors.radius_graph import _auto_backend, prepare_systems  # noqa: E402
+from equinnp.neighbors.radius_graph import _auto_backend, prepare_systems, takes_dense_search  # noqa: E402
 
 
 def repeats_for(num_atoms: int) -> int:
@@ -170,7 +170,8 @@ def run(periodic: bool, sizes: list[int]):
         pos_t = torch.as_tensor(pos)
         cell_t = torch.as_tensor(cell) if periodic else None
         edges[num_atoms] = radius_graph(pos_t, CUTOFF, cell=cell_t, backend="cell_list").edge_index.shape[1]
-        auto_choice[num_atoms] = _auto_backend(prepare_systems(pos_t, CUTOFF, cell=cell_t))
+        auto_choice[num_atoms] = ("dense" if takes_dense_search(pos_t, None, cell_t, None)
+                                  else _auto_backend(prepare_systems(pos_t, CUTOFF, cell=cell_t)))
         for name, factory in found.items():
             previous = [(n, t) for n, t in results[name].items() if isinstance(t, float)]
             predicted = 0.0

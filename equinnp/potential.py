@@ -157,12 +157,13 @@ class Potential(nn.Module):
                 cell = pbc = None
         return z, pos.to(dtype), batch, num_graphs, cell, pbc
 
-    def _edges(self, data, pos: Tensor, batch: Tensor, cell: Optional[Tensor], pbc: Optional[Tensor]):
+    def _edges(self, data, pos: Tensor, batch: Tensor, num_graphs: int, cell: Optional[Tensor], pbc: Optional[Tensor]):
         """``(edge_index, cell_shifts, precomputed)`` at ``search_cutoff``: the precomputed edges
-        while they are complete (``equinnp.neighbors.precomputed.reusable``), else a fresh search."""
+        while they are complete (``equinnp.neighbors.precomputed.reusable``), else a fresh search
+        (one system is searched without its batch vector: an open molecule then takes the dense search)."""
         if is_radius_graph(data) and reusable(data, self.search_cutoff, cell):
             return data.edge_index, data.cell_shifts, True
-        neighbors = radius_graph(pos.detach(), self.search_cutoff, batch=batch, cell=cell, pbc=pbc)
+        neighbors = radius_graph(pos.detach(), self.search_cutoff, batch=batch if num_graphs > 1 else None, cell=cell, pbc=pbc)
         return neighbors.edge_index, neighbors.cell_shifts, False
 
     def _total(self, data, name: str, default: float, num_graphs: int, device, dtype: torch.dtype) -> Tensor:
@@ -226,7 +227,7 @@ class Potential(nn.Module):
             pos = pos + torch.einsum("nk,nkl->nl", pos, symmetric[batch])  # [N, 3]
             cell = cell + torch.bmm(cell, symmetric)  # [B, 3, 3]
 
-        edge_index, cell_shifts, precomputed = self._edges(data, pos, batch, cell, pbc)
+        edge_index, cell_shifts, precomputed = self._edges(data, pos, batch, num_graphs, cell, pbc)
         cell_shifts = cell_shifts.to(pos.dtype)  # [E, 3]
         j, i = edge_index[0], edge_index[1]
         edge_vec = pos[j] - pos[i]  # [E, 3]
@@ -235,15 +236,15 @@ class Potential(nn.Module):
         edge_length = torch.linalg.vector_norm(edge_vec, dim=-1)  # [E]
         if precomputed:  # searched with a possibly larger radius
             keep = edge_length <= self.search_cutoff
-            edge_index, edge_vec, edge_length, cell_shifts = edge_index[:, keep], edge_vec[keep], edge_length[keep], cell_shifts[keep]
-        if edge_length.numel():
+            if not bool(keep.all()):
+                edge_index, edge_vec, edge_length, cell_shifts = edge_index[:, keep], edge_vec[keep], edge_length[keep], cell_shifts[keep]
+        if edge_length.numel() and bool(edge_length.min() < MIN_DISTANCE):
             shortest = int(torch.argmin(edge_length))
-            if edge_length[shortest] < MIN_DISTANCE:
-                a, b = int(edge_index[1, shortest]), int(edge_index[0, shortest])
-                raise ValueError(
-                    f"atoms {a} and {b} are {edge_length[shortest].item():.3g} Å apart "
-                    f"(less than {MIN_DISTANCE} Å): two atoms on top of each other"
-                )
+            a, b = int(edge_index[1, shortest]), int(edge_index[0, shortest])
+            raise ValueError(
+                f"atoms {a} and {b} are {edge_length[shortest].item():.3g} Å apart "
+                f"(less than {MIN_DISTANCE} Å): two atoms on top of each other"
+            )
 
         reverse = None
         if self.model.needs_reverse_edges:

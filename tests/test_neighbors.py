@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from equinnp.neighbors import NeighborList, RadiusGraph, brute_force_radius_graph, radius_graph
 from equinnp.neighbors import torch_cluster_backend, vesin_backend
 
-BACKENDS = ["auto", "cell_list", "brute_force"]
+BACKENDS = ["auto", "cell_list", "brute_force", "dense"]  # dense: open systems; periodic ones fall back to auto
 if vesin_backend.is_available():
     BACKENDS.append("vesin")
 if torch_cluster_backend.is_available():
@@ -229,6 +229,38 @@ def test_auto_choice():
     crystal = torch.rand(64, 3, generator=gen, dtype=DTYPE) * 9
     expected = "vesin" if "vesin" in BACKENDS else "brute_force"
     assert _auto_backend(prepare_systems(crystal, 5.0, cell=torch.eye(3, dtype=DTYPE) * 9)) == expected
+
+
+def test_auto_takes_the_dense_search_for_one_small_open_system(monkeypatch):
+    from equinnp.neighbors import dense
+
+    calls = []
+    original = dense.compute_open
+    monkeypatch.setattr(dense, "compute_open", lambda pos, cutoff: calls.append(pos.shape[0]) or original(pos, cutoff))
+    gen = torch.Generator().manual_seed(17)
+    small = torch.rand(dense.MAX_ATOMS, 3, generator=gen, dtype=DTYPE) * 16
+    check_backend("auto", small, 4.0)
+    assert calls == [dense.MAX_ATOMS]
+    big = torch.rand(dense.MAX_ATOMS + 1, 3, generator=gen, dtype=DTYPE) * 16
+    check_backend("auto", big, 4.0)  # the general backends
+    check_backend("auto", small, 4.0, batch=torch.zeros(dense.MAX_ATOMS, dtype=torch.long))
+    assert calls == [dense.MAX_ATOMS]
+
+
+@given(seed=st.integers(0, 2**31 - 1), num_atoms=st.integers(0, 40), cutoff=st.floats(0.5, 6.0),
+       systems=st.integers(1, 3), float32=st.booleans())
+def test_property_dense_equals_brute_force_at_the_cutoff(seed, num_atoms, cutoff, systems, float32):
+    """Random molecules, some pairs exactly at the cutoff (on a coordinate axis), one system or a batch."""
+    gen = torch.Generator().manual_seed(seed)
+    pos = torch.rand(num_atoms, 3, generator=gen, dtype=DTYPE) * 8
+    if num_atoms >= 2:
+        pos[1] = pos[0] + torch.tensor([cutoff, 0.0, 0.0], dtype=DTYPE)
+    if float32:
+        pos = pos.float()
+    batch = None if systems == 1 else torch.randint(0, systems, (num_atoms,), generator=gen)
+    got = check_backend("dense", pos, cutoff, batch=batch)
+    if batch is None:
+        assert torch.equal(got.edge_index, radius_graph(pos, cutoff).edge_index)
 
 
 def test_unsorted_batch_and_no_grad():

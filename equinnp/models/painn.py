@@ -68,14 +68,15 @@ class PaiNNMessage(MessagePassing):
         if self.fused and not self.training and edge_index.shape[1] >= FUSED_MIN_EDGES:
             dq, dmu = painn_message_sum(context, filters, mu, edge_dir, edge_index[0], edge_index[1], q.shape[0])
         else:
-            zero = q.new_zeros((q.shape[0], 3, self.hidden_channels)) if mu is None else mu
-            dq, dmu = self.propagate(edge_index, context=context, mu=zero, filters=filters, edge_dir=edge_dir,
+            dq, dmu = self.propagate(edge_index, context=context, mu=mu, filters=filters, edge_dir=edge_dir,
                                      size=(q.shape[0], q.shape[0]))  # [N, F], [N, 3, F]
         return q + dq, dmu if mu is None else mu + dmu
 
-    def message(self, context_j: Tensor, mu_j: Tensor, filters: Tensor, edge_dir: Tensor) -> Tuple[Tensor, Tensor]:
+    def message(self, context_j: Tensor, mu_j: Optional[Tensor], filters: Tensor, edge_dir: Tensor) -> Tuple[Tensor, Tensor]:
         dq, dmu_dir, dmu_mu = torch.split(context_j * filters, self.hidden_channels, dim=-1)  # 3 x [E, F]
-        dmu = torch.addcmul(dmu_dir.unsqueeze(1) * edge_dir.unsqueeze(-1), dmu_mu.unsqueeze(1), mu_j)  # [E, 3, F]
+        dmu = dmu_dir.unsqueeze(1) * edge_dir.unsqueeze(-1)  # [E, 3, F]
+        if mu_j is not None:  # None: zero vectors (first layer), whose term vanishes
+            dmu = dmu + dmu_mu.unsqueeze(1) * mu_j
         return dq, dmu
 
     def aggregate(self, inputs: Tuple[Tensor, Tensor], index: Tensor, dim_size: Optional[int] = None) -> Tuple[Tensor, Tensor]:

@@ -8,7 +8,7 @@ from typing import Callable, NamedTuple
 import torch
 from torch import Tensor
 
-from equinnp.neighbors import brute_force, cell_list, torch_cluster_backend, vesin_backend
+from equinnp.neighbors import brute_force, cell_list, dense, torch_cluster_backend, vesin_backend
 from equinnp.neighbors.common import NeighborList, Systems
 from equinnp.validation import check_cells, check_positions
 
@@ -44,7 +44,7 @@ from equinnp.validation import check_cells, check_positions
 _BRUTE_MAX_PARTNERS = 150
 # More periodic images per atom than this means a cell far smaller than the cutoff (wrong units?).
 _MAX_IMAGES = 1_000_000
-BACKENDS = ("auto", "cell_list", "brute_force", "vesin", "torch_cluster")  # the entries of _BACKENDS, and "auto"
+BACKENDS = ("auto", "cell_list", "brute_force", "vesin", "torch_cluster", "dense")  # the entries of _BACKENDS, and "auto"
 _BRUTE_MAX_CANDIDATES = 3000
 _VESIN_MAX_ATOMS = 5000
 _VESIN_MIN_MEAN_ATOMS_PERIODIC = 20
@@ -186,6 +186,16 @@ def _lattice_geometry(cell64: Tensor, pbc: Tensor) -> tuple[Tensor, Tensor, Tens
     return cell_eff, basis, inv_eff, widths
 
 
+def _check_pos(pos) -> None:
+    if not isinstance(pos, Tensor):
+        raise ValueError(f"pos must be a torch.Tensor of shape [N, 3], got {type(pos).__name__}")
+    if pos.dim() != 2 or pos.shape[1] != 3:
+        raise ValueError(f"pos must have shape [N, 3], got {list(pos.shape)}")
+    if not pos.is_floating_point():
+        raise ValueError(f"pos must have a floating point dtype, got {pos.dtype}")
+    check_positions(pos)
+
+
 def prepare_systems(
     pos: Tensor,
     cutoff: float,
@@ -199,15 +209,9 @@ def prepare_systems(
     message naming the offending value for every invalid input.
     """
     cutoff = _as_cutoff(cutoff)
-    if not isinstance(pos, Tensor):
-        raise ValueError(f"pos must be a torch.Tensor of shape [N, 3], got {type(pos).__name__}")
-    if pos.dim() != 2 or pos.shape[1] != 3:
-        raise ValueError(f"pos must have shape [N, 3], got {list(pos.shape)}")
-    if not pos.is_floating_point():
-        raise ValueError(f"pos must have a floating point dtype, got {pos.dtype}")
+    _check_pos(pos)
     device = pos.device
     num_atoms = pos.shape[0]
-    check_positions(pos)
 
     # batch ---------------------------------------------------------------
     if batch is None:
@@ -333,6 +337,7 @@ _BACKENDS = {
     "brute_force": _Backend(brute_force.compute, lambda: True, True, ""),
     "vesin": _Backend(vesin_backend.compute, vesin_backend.is_available, True, "vesin-torch"),
     "torch_cluster": _Backend(torch_cluster_backend.compute, torch_cluster_backend.is_available, False, "torch-cluster"),
+    "dense": _Backend(dense.compute, lambda: True, False, ""),
 }
 
 
@@ -347,6 +352,15 @@ def _run_backend(systems: Systems, backend: str) -> NeighborList:
     if systems.any_periodic and not chosen.periodic:
         return _run_backend(systems, "auto")  # it knows no periodic images
     return chosen.compute(systems)
+
+
+def takes_dense_search(pos, batch, cell, pbc, backend: str = "auto") -> bool:
+    """Whether ``radius_graph`` searches these arguments by ``equinnp.neighbors.dense`` without
+    building :class:`Systems`: one open system given without ``batch``, up to ``dense.MAX_ATOMS``
+    atoms for ``"auto"``."""
+    return (backend in ("auto", "dense") and batch is None and cell is None and pbc is None
+            and isinstance(pos, Tensor) and pos.dim() == 2
+            and (backend == "dense" or pos.shape[0] <= dense.MAX_ATOMS))
 
 
 @torch.no_grad()
@@ -379,8 +393,10 @@ def radius_graph(
         rows of non-periodic directions are ignored (they may be zero).
     backend : str
         ``"auto"``, ``"cell_list"``, ``"brute_force"``, ``"vesin"`` or
-        ``"torch_cluster"`` (open systems only; periodic batches fall back to
-        ``"auto"``).
+        ``"torch_cluster"`` or ``"dense"`` (open systems only; periodic
+        batches fall back to ``"auto"``). ``"auto"`` takes ``"dense"``
+        (``equinnp.neighbors.dense``, an [N, N] distance matrix) for one open
+        system of up to ``dense.MAX_ATOMS`` atoms given without ``batch``.
 
     Returns
     -------
@@ -405,6 +421,10 @@ def radius_graph(
     """
     if backend not in BACKENDS:
         raise ValueError(f"unknown neighbor-list backend {backend!r}; choose one of {BACKENDS}")
+    if takes_dense_search(pos, batch, cell, pbc, backend):
+        cutoff = _as_cutoff(cutoff)
+        _check_pos(pos)
+        return dense.compute_open(pos, cutoff)
     systems = prepare_systems(pos, cutoff, batch, cell, pbc)
     return _run_backend(systems, backend)
 
