@@ -38,9 +38,8 @@ def check_positions(pos: Tensor, num_atoms: int | None = None) -> None:
         raise ValueError(f"positions must have a floating point dtype, got {pos.dtype}")
     if num_atoms is not None and pos.shape[0] != num_atoms:
         raise ValueError(f"{num_atoms} atomic numbers but {pos.shape[0]} positions: the counts must match")
-    finite = torch.isfinite(pos).all(dim=1)  # [N]
-    if not bool(finite.all()):
-        atom = int((~finite).nonzero()[0])
+    if not bool(torch.isfinite(pos).all()):
+        atom = int((~torch.isfinite(pos).all(dim=1)).nonzero()[0])
         raise ValueError(f"position of atom {atom} is not finite: {pos[atom].tolist()}")
 
 

@@ -146,6 +146,19 @@ def test_float32_cast_and_saved_file(tmp_path):
         EquinnpCalculator(potential, dtype="half")
 
 
+def test_a_loaded_potential_is_frozen_and_a_given_one_left_as_it_is(tmp_path):
+    potential = tiny()
+    potential.save(tmp_path / "model.pt")
+    loaded = EquinnpCalculator(tmp_path / "model.pt")
+    assert not any(p.requires_grad for p in loaded.potential.parameters())
+    given = EquinnpCalculator(potential)
+    assert all(p.requires_grad for p in given.potential.parameters())  # the caller may still train it
+    atoms, reference = ethanol_atoms(), ethanol_atoms()
+    atoms.calc, reference.calc = loaded, given
+    np.testing.assert_array_equal(atoms.get_forces(), reference.get_forces())
+    np.testing.assert_array_equal(atoms.get_potential_energy(), reference.get_potential_energy())
+
+
 def test_unknown_element_and_a_cell_in_the_wrong_units():
     atoms = ase.Atoms("NH3", positions=[[0, 0, 0], [1.0, 0, 0], [0, 1.0, 0], [0, 0, 1.0]])
     atoms.calc = EquinnpCalculator(tiny())

@@ -67,7 +67,8 @@ class BesselRBF(nn.Module):
 
     def forward(self, r: Tensor) -> Tensor:
         safe_r = torch.where(r == 0, torch.ones_like(r), r)
-        return self.prefactor * torch.sin(r.unsqueeze(-1) * self.freqs) / safe_r.unsqueeze(-1)  # [E, N]
+        sine = torch.sin(r.unsqueeze(-1) * self.freqs)  # [E, N]
+        return (sine if self.prefactor == 1.0 else self.prefactor * sine) / safe_r.unsqueeze(-1)  # [E, N]
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(num_rbf={self.num_rbf}, cutoff={self.cutoff:g})"
