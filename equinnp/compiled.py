@@ -16,6 +16,12 @@ __all__ = ["compile_potential", "INDUCTOR_WRONG_FORCES"]
 #: Architectures whose forces inductor gets wrong (torch 2.13, CPU): SAKE's energy equals eager's but its
 #: forces deviate by 1e-2 to 3e-2 relative, in float64 too (``benchmarks/results/compiled_inference_dimenetpp_sake.md``;
 #: the ``eager`` and ``aot_eager`` backends give eager's numbers). ``compile_potential`` refuses them with inductor.
+#: Cause, an inductor scheduler bug (static shapes fail alike): the backward of SAKE's
+#: ``displacement[j] - displacement[i]`` is a scatter (``index_put`` with accumulate) into a zero buffer;
+#: when the C++ scheduler fuses the node that reads it with a differently shaped [N, 3] node (the velocity
+#: gate), ``SchedulerNode.recompute_size_and_body`` re-reads the loop body and drops the node's
+#: ``mutation_renames``, so the reader depends on the zeros instead of the scatter and runs first: one
+#: layer's gradient through the position update is lost. It shows from 5 layers (SAKE's default is 6).
 INDUCTOR_WRONG_FORCES = ("sake",)
 
 
