@@ -171,6 +171,15 @@ def shift_vectors(shifts: Tensor, cell: Tensor) -> Tensor:
     )
 
 
+def sum_of_squares(components) -> Tensor:
+    """``c_0^2 + c_1^2 + c_2^2`` of the three components of pair vectors, added in this order:
+    the one expression every backend decides an edge with (any shape, elementwise)."""
+    total = None
+    for c in components:
+        total = c * c if total is None else total + c * c
+    return total
+
+
 def exact_filter(
     systems: Systems, center: Tensor, neighbor: Tensor, shifts: Tensor
 ) -> Tensor:
@@ -203,17 +212,15 @@ def exact_filter(
             cell = systems.cell_t[:, 0]  # [9], broadcast to every edge
         else:
             cell = systems.cell_t.index_select(1, systems.batch.index_select(0, center))  # [9, E]
-        dist2 = None
-        for d in range(3):
-            diff = pos_t[d].index_select(0, neighbor) - pos_t[d].index_select(0, center)  # [E]
-            diff = diff + (s0 * cell[d] + s1 * cell[3 + d] + s2 * cell[6 + d])
-            dist2 = diff * diff if dist2 is None else dist2 + diff * diff
+        dist2 = sum_of_squares(
+            pos_t[d].index_select(0, neighbor) - pos_t[d].index_select(0, center)
+            + (s0 * cell[d] + s1 * cell[3 + d] + s2 * cell[6 + d])
+            for d in range(3)
+        )  # [E]
         not_self = shifts.ne(0).any(dim=1) | (center != neighbor)  # [E]
     else:
-        dist2 = None
-        for d in range(3):
-            diff = pos_t[d].index_select(0, neighbor) - pos_t[d].index_select(0, center)  # [E]
-            dist2 = diff * diff if dist2 is None else dist2 + diff * diff
+        dist2 = sum_of_squares(pos_t[d].index_select(0, neighbor) - pos_t[d].index_select(0, center)
+                               for d in range(3))  # [E]
         not_self = center != neighbor  # [E]
     return (dist2 <= cutoff * cutoff) & not_self
 

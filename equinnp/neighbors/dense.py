@@ -9,8 +9,9 @@ of every ordered pair is one [N, N] matrix,
 .. math::
     d^2_{ij} = \\sum_{d=0}^{2} \\left(r_{j,d} - r_{i,d}\\right)^2 \\quad\\text{(float64, terms in order)},
 
-the expression :func:`equinnp.neighbors.common.exact_filter` evaluates edge
-by edge, so both give the same edges bit for bit; ``nonzero`` of the mask
+by :func:`equinnp.neighbors.common.sum_of_squares`, the expression
+:func:`~equinnp.neighbors.common.exact_filter` evaluates edge by edge, so both
+give the same edges bit for bit; ``nonzero`` of the mask
 lists them row-major, i.e. sorted by center ``i`` and then neighbor ``j``
 (the order of every backend). Memory is N² (``radius_graph(backend="auto")`` takes it for one open
 system given without ``batch`` of up to :data:`MAX_ATOMS` atoms; ``backend="dense"``
@@ -24,7 +25,7 @@ from typing import Optional
 import torch
 from torch import Tensor
 
-from equinnp.neighbors.common import NeighborList, Systems
+from equinnp.neighbors.common import NeighborList, Systems, sum_of_squares
 
 __all__ = ["MAX_ATOMS", "compute", "compute_open"]
 
@@ -37,10 +38,7 @@ MAX_ATOMS = 400
 
 
 def _edges(pos_t: Tensor, cutoff: float, batch: Optional[Tensor], dtype: torch.dtype) -> NeighborList:
-    dist2 = None
-    for d in range(3):
-        diff = pos_t[d].unsqueeze(0) - pos_t[d].unsqueeze(1)  # [N, N]: r_j - r_i, row i, column j
-        dist2 = diff * diff if dist2 is None else dist2 + diff * diff
+    dist2 = sum_of_squares(pos_t[d].unsqueeze(0) - pos_t[d].unsqueeze(1) for d in range(3))  # [N, N]: row i, column j
     close = dist2 <= cutoff * cutoff  # [N, N]
     close.fill_diagonal_(False)
     if batch is not None:
